@@ -1,0 +1,50 @@
+"""nncbridge: use Neural Network Console (.nnp) models from plain Python, without nnabla."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BackendError,
+    ConversionError,
+    DatasetError,
+    ExecutorNotFoundError,
+    FormatError,
+    InputError,
+    ModelError,
+    NncBridgeError,
+    UnsafeArchiveError,
+    UnsupportedFunctionError,
+)
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .model.graph import Model
+
+__all__ = [
+    "BackendError", "ConversionError", "DatasetError", "ExecutorNotFoundError", "FormatError", "InputError",
+    "ModelError", "NncBridgeError", "UnsafeArchiveError", "UnsupportedFunctionError",
+    "read", "write", "to_onnx", "__version__",
+]
+
+
+def read(source: Any) -> Model:
+    """Read an ``.nnp`` archive, loose NNP parts (list of paths) or a folder of parts."""
+    from .format.reader import read as _read
+
+    return _read(source)
+
+
+def write(model: Model, path: Any, parameter_format: str = "protobuf") -> None:
+    """Write a model as an ``.nnp`` archive (text network, ``protobuf`` or ``h5`` parameters)."""
+    from .format.writer import write as _write
+
+    _write(model, path, parameter_format)
+
+
+def to_onnx(model_or_path: Any, executor: str | None = None, opset: int | None = None,
+            batch_size: int | None = None) -> Any:
+    """Convert one executor of a model to an ``onnx.ModelProto`` (see ``nncbridge convert``)."""
+    from .export.onnx_export import to_onnx as _to_onnx
+
+    return _to_onnx(model_or_path, executor, opset, batch_size)

@@ -1,0 +1,42 @@
+"""One exception family for everything nncbridge reports about models and inputs."""
+from __future__ import annotations
+
+
+class NncBridgeError(Exception):
+    """Base class: every failure nncbridge reports on purpose is one of these."""
+
+
+class FormatError(NncBridgeError):
+    """The file (archive, network text, parameters) cannot be read as an NNP."""
+
+
+class UnsafeArchiveError(FormatError):
+    """The archive tries something hostile: path tricks, zip bombs, nested archives."""
+
+
+class ModelError(NncBridgeError):
+    """The model is readable but inconsistent (missing variables, bad shapes, cycles)."""
+
+
+class ExecutorNotFoundError(ModelError):
+    """The requested executor does not exist, or the choice is ambiguous."""
+
+
+class UnsupportedFunctionError(NncBridgeError):
+    """One or more layers cannot be converted or run."""
+
+
+class ConversionError(NncBridgeError):
+    """Exporting to ONNX failed."""
+
+
+class BackendError(NncBridgeError):
+    """A runtime backend is unavailable or failed."""
+
+
+class InputError(NncBridgeError):
+    """Data given to a predictor does not fit the model's inputs."""
+
+
+class DatasetError(NncBridgeError):
+    """A dataset CSV or one of its cells cannot be used."""

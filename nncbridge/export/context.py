@@ -1,0 +1,118 @@
+"""What an ONNX lowering sees and uses: one nnabla function in a graph under construction."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedFunctionError
+from ..functions.registry import FunctionCall
+from ..model.graph import Shape
+
+
+class GraphBuilder:
+    """Accumulates ONNX nodes and initializers; hands out unique tensor names."""
+
+    def __init__(self, opset: int) -> None:
+        import onnx  # noqa: F401  (fail early with a clear ImportError)
+
+        self.opset = opset
+        self.nodes: list[Any] = []
+        self.initializers: dict[str, Any] = {}
+        self.constant_values: dict[str, np.ndarray] = {}
+        self.used_names: set[str] = set()
+        self._counter = 0
+
+    def fresh(self, hint: str) -> str:
+        while True:
+            self._counter += 1
+            name = f"{hint}__{self._counter}"
+            if name not in self.used_names:
+                self.used_names.add(name)
+                return name
+
+    def add_initializer(self, name: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.used_names.add(name)
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value), name)
+        self.constant_values[name] = value
+        return name
+
+
+class LoweringContext:
+    """One function being lowered.
+
+    ``inputs``/``outputs`` are ONNX tensor names (nnabla variable names; ``""`` for an absent
+    optional input). Shapes are concrete, with the batch size used for export in dimension 0
+    of batch-carrying tensors; the emitted graph must not depend on that size, since the
+    batch dimension stays symbolic unless the caller fixed it.
+    """
+
+    def __init__(self, builder: GraphBuilder, call: FunctionCall, inputs: list[str], outputs: list[str],
+                 output_shapes: list[Shape], fixed_batch: bool) -> None:
+        self.builder = builder
+        self.call = call
+        self.inputs = inputs
+        self.outputs = outputs
+        self.input_shapes = call.input_shapes
+        self.output_shapes = output_shapes
+        self.fixed_batch = fixed_batch
+
+    @property
+    def opset(self) -> int:
+        return self.builder.opset
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.call.params
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return self.call.param(name, default)
+
+    @property
+    def batch_size(self) -> int:
+        return self.call.batch_size
+
+    @property
+    def name(self) -> str:
+        return self.call.function.name
+
+    def fresh(self, hint: str = "t") -> str:
+        return self.builder.fresh(f"{self.name}/{hint}")
+
+    def node(self, op_type: str, inputs: list[str], outputs: list[str] | int | None = None,
+             domain: str | None = None, **attrs: Any) -> list[str]:
+        """Add a node; returns its output names (fresh ones unless given)."""
+        from onnx import helper
+
+        if outputs is None:
+            outputs = 1
+        if isinstance(outputs, int):
+            outputs = [self.fresh(op_type) for _ in range(outputs)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        node = helper.make_node(op_type, inputs, outputs, name=self.fresh(op_type), domain=domain, **attrs)
+        self.builder.nodes.append(node)
+        return list(outputs)
+
+    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
+        """Add a single-output node and return its output name."""
+        return self.node(op_type, list(inputs), 1, **attrs)[0]
+
+    def const(self, value: Any, dtype: Any = np.float32, hint: str = "const") -> str:
+        return self.builder.add_initializer(self.fresh(hint), np.asarray(value, dtype=dtype))
+
+    def ints(self, values: Any, hint: str = "shape") -> str:
+        return self.const(np.asarray(values, dtype=np.int64).reshape(-1), np.int64, hint)
+
+    def constant_value(self, index: int) -> np.ndarray | None:
+        """The value of input ``index`` if it is a stored parameter or another constant."""
+        name = self.inputs[index] if index < len(self.inputs) else ""
+        return self.builder.constant_values.get(name)
+
+    def has_input(self, index: int) -> bool:
+        return index < len(self.inputs) and bool(self.inputs[index])
+
+    def unsupported(self, reason: str) -> UnsupportedFunctionError:
+        """Return (for ``raise``) the error that says this layer cannot be exported, and why."""
+        return UnsupportedFunctionError(reason)

@@ -1,0 +1,213 @@
+"""Model -> ONNX: one executor's network, lowered function by function through the registry."""
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import ConversionError, ModelError, UnsupportedFunctionError
+from ..functions.registry import FunctionCall, function_spec, lowering_for
+from ..model.graph import Executor, Function, Model, Network
+from ..model.shapes import infer_shapes, topological_order
+from .context import GraphBuilder, LoweringContext
+
+MIN_OPSET = 13
+BATCH_DIM = "batch"
+# onnxruntime release (major, minor) -> newest ai.onnx opset it implements
+_ORT_OPSETS = {(1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21, (1, 19): 21, (1, 20): 21,
+               (1, 21): 22, (1, 22): 22, (1, 23): 23}
+
+
+def newest_onnx_opset() -> int:
+    import onnx.defs
+
+    return int(onnx.defs.onnx_opset_version())
+
+
+def default_opset() -> int:
+    """The newest opset both the installed onnx and onnxruntime know."""
+    newest = newest_onnx_opset()
+    try:
+        import onnxruntime
+
+        major, minor = (int(x) for x in onnxruntime.__version__.split(".")[:2])
+    except (ImportError, ValueError):
+        return min(newest, 17)
+    if (major, minor) in _ORT_OPSETS:
+        return min(newest, _ORT_OPSETS[(major, minor)])
+    known = max(_ORT_OPSETS)
+    return min(newest, _ORT_OPSETS[known] if (major, minor) > known else MIN_OPSET)
+
+
+def _load(model_or_path: Union[Model, str, "os.PathLike[str]", bytes]) -> Model:
+    if isinstance(model_or_path, Model):
+        return model_or_path
+    from ..format.reader import read
+
+    return read(model_or_path)
+
+
+def executor_network(model: Model, executor: Executor) -> Network:
+    """The executor's network with Console's Repeat/Recurrent/Delay layers expanded."""
+    if executor.network not in model.networks:
+        raise ModelError(f"{model.source.path}: executor {executor.name!r} names network "
+                         f"{executor.network!r}, which does not exist")
+    from ..model.expand import expand_network
+
+    return expand_network(model, model.networks[executor.network], executor)
+
+
+def needed_functions(network: Network, outputs: list[str]) -> list[Function]:
+    """The functions on the path to ``outputs``, in execution order."""
+    producers = network.producers()
+    needed: set[int] = set()
+    stack = [producers[o] for o in outputs if o in producers]
+    while stack:
+        fn = stack.pop()
+        if id(fn) in needed:
+            continue
+        needed.add(id(fn))
+        stack.extend(producers[i] for i in fn.inputs if i in producers)
+    return [f for f in topological_order(network) if id(f) in needed]
+
+
+def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executor: str | None = None,
+            opset: int | None = None, batch_size: int | None = None) -> Any:
+    """Convert one executor of a Console/nnabla model to an ``onnx.ModelProto``."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper
+    except ImportError:  # pragma: no cover
+        raise ConversionError("ONNX export needs the 'onnx' package (pip install onnx)") from None
+
+    model = _load(model_or_path)
+    exe = model.executor(executor)
+    newest = newest_onnx_opset()
+    opset = default_opset() if opset is None else int(opset)
+    if not MIN_OPSET <= opset <= newest:
+        raise ConversionError(f"opset {opset} is not available: choose {MIN_OPSET}..{newest}")
+    if batch_size is not None and batch_size < 1:
+        raise ConversionError(f"batch size must be positive, got {batch_size}")
+    network = executor_network(model, exe)
+    for binding in [*exe.data, *exe.outputs]:
+        if binding.variable not in network.variables:
+            raise ModelError(f"{model.source.path}: executor {exe.name!r} names variable {binding.variable!r}, "
+                             f"which network {network.name!r} does not have")
+    shape_batch = batch_size or 1
+    report = infer_shapes(model, network, shape_batch)
+    if report.problems:
+        raise ModelError(f"{model.source.path}: " + "; ".join(report.problems[:10]))
+    functions = needed_functions(network, [o.variable for o in exe.outputs])
+
+    builder = GraphBuilder(opset)
+    data_names = {d.variable for d in exe.data}
+    builder.used_names.update(network.variables)
+    for fn in functions:
+        for name in fn.inputs:
+            if name in model.parameters and name not in data_names:
+                builder.add_initializer(name, model.parameters[name].data.astype(np.float32, copy=False))
+    for g in exe.generators:
+        builder.add_initializer(g.variable, _generator_value(g, report.shapes.get(g.variable)))
+
+    failures: list[str] = []
+    for fn in functions:
+        where = f"{fn.name} ({fn.type})"
+        spec = function_spec(fn.type)
+        entry = lowering_for(fn.type)
+        if spec is None:
+            failures.append(f"{where}: unknown function type")
+            continue
+        if entry is None:
+            failures.append(f"{where}: no ONNX conversion for {fn.type}")
+            continue
+        if opset < entry.min_opset:
+            failures.append(f"{where}: needs opset {entry.min_opset} or newer (asked for {opset})")
+            continue
+        missing = [n for n in fn.inputs if n not in report.shapes]
+        if missing:
+            failures.append(f"{where}: input {missing[0]!r} is produced by nothing and is not a parameter")
+            continue
+        call = FunctionCall(fn, spec, [report.shapes[n] for n in fn.inputs], network.name, shape_batch,
+                            {i: model.parameters[n].data for i, n in enumerate(fn.inputs) if n in model.parameters})
+        ctx = LoweringContext(builder, call, list(fn.inputs), list(fn.outputs),
+                              [report.shapes[o] for o in fn.outputs], batch_size is not None)
+        before = len(builder.nodes)
+        try:
+            entry.convert(ctx)
+        except UnsupportedFunctionError as e:
+            del builder.nodes[before:]
+            failures.append(f"{where}: {e}")
+    if failures:
+        raise UnsupportedFunctionError(
+            f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
+            + "\n  ".join(failures))
+
+    def value_info(name: str) -> Any:
+        shape = list(report.shapes[name])
+        if batch_size is None and shape:
+            shape[0] = BATCH_DIM
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    graph = helper.make_graph(
+        builder.nodes,
+        network.name,
+        [value_info(d.variable) for d in exe.data],
+        [value_info(o.variable) for o in exe.outputs],
+        initializer=list(builder.initializers.values()),
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nncbridge",
+                              producer_version=_version())
+    proto.ir_version = helper.find_min_ir_version_for(opsets)
+    _add_metadata(proto, model, exe)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ConversionError(f"{model.source.path}: the ONNX graph failed onnx's checker: {e}") from None
+    return proto
+
+
+def _generator_value(g: Any, shape: Any) -> np.ndarray:
+    if shape is None:
+        raise ModelError(f"generator variable {g.variable!r} has no shape")
+    if g.type == "Constant":
+        return np.full(shape, g.multiplier, dtype=np.float32)
+    raise UnsupportedFunctionError(f"generator variable {g.variable!r} of type {g.type!r} is random; "
+                                   "ONNX export supports Constant generators only")
+
+
+def _add_metadata(proto: Any, model: Model, exe: Executor) -> None:
+    import json
+
+    normalize = not _no_image_normalization(model, exe)
+    meta = {
+        "nncbridge.executor": exe.name,
+        "nncbridge.network": exe.network,
+        "nncbridge.nnp_version": model.source.nnp_version or "",
+        "nncbridge.inputs": json.dumps({d.variable: d.data_name for d in exe.data}),
+        "nncbridge.outputs": json.dumps({o.variable: o.data_name for o in exe.outputs}),
+        "nncbridge.image_normalization": "divide_by_255" if normalize else "none",
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def _no_image_normalization(model: Model, exe: Executor) -> bool:
+    if exe.no_image_normalization:
+        return True
+    return any(d.no_image_normalization for d in model.datasets.values())
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def save_onnx(proto: Any, path: Union[str, "os.PathLike[str]"]) -> None:
+    """Write an ONNX model atomically (temporary file in the same folder, then rename)."""
+    from ..util.files import atomic_write_bytes
+
+    atomic_write_bytes(path, proto.SerializeToString())
