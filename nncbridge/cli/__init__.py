@@ -1,0 +1,56 @@
+"""``nncbridge`` command line: a thin layer over the library. Each subcommand lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import NncBridgeError
+
+# subcommand -> module in this package exposing ``add_arguments(parser)`` and ``run(args) -> int``
+COMMANDS = {
+    "info": "Describe a model: format, executors with their inputs and outputs, layers, parameters.",
+    "check": "Validate a model; exit 0 if clean (warnings allowed), 1 on problems, 2 if unreadable.",
+    "convert": "Convert one executor of a model to ONNX.",
+    "predict": "Run a model over a Console dataset CSV and write Console's output CSV.",
+}
+
+EXIT_UNREADABLE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="nncbridge", description="Use Neural Network Console models from Python.")
+    parser.add_argument("--version", action="version", version=f"nncbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError:
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return EXIT_UNREADABLE
+    try:
+        return int(args._run(args))
+    except NncBridgeError as e:
+        print(f"nncbridge {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except KeyboardInterrupt:
+        print(f"nncbridge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""``nncbridge convert MODEL OUT.onnx``"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help=".nnp file, folder of NNP parts, or a network file")
+    p.add_argument("output", help="ONNX file to write")
+    p.add_argument("--executor", help="executor to convert (default: the only runtime executor)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest onnxruntime runs)")
+    p.add_argument("--batch-size", type=int, help="fix the batch dimension (default: symbolic)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export.onnx_export import save_onnx, to_onnx
+
+    proto = to_onnx(args.model, args.executor, args.opset, args.batch_size)
+    save_onnx(proto, args.output)
+    graph = proto.graph
+    print(f"wrote {args.output}: opset {proto.opset_import[0].version}, {len(graph.node)} nodes, "
+          f"inputs {', '.join(i.name for i in graph.input)}, outputs {', '.join(o.name for o in graph.output)}")
+    return 0
