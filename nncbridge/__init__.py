@@ -20,11 +20,13 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .model.graph import Model
+    from .model.validate import Problem
+    from .predictor import Predictor
 
 __all__ = [
     "BackendError", "ConversionError", "DatasetError", "ExecutorNotFoundError", "FormatError", "InputError",
     "ModelError", "NncBridgeError", "UnsafeArchiveError", "UnsupportedFunctionError",
-    "read", "write", "to_onnx", "__version__",
+    "read", "write", "check", "to_onnx", "load", "__version__",
 ]
 
 
@@ -48,3 +50,17 @@ def to_onnx(model_or_path: Any, executor: str | None = None, opset: int | None =
     from .export.onnx_export import to_onnx as _to_onnx
 
     return _to_onnx(model_or_path, executor, opset, batch_size)
+
+
+def check(model_or_path: Any) -> list[Problem]:
+    """Validate every network and executor; returns the problems and warnings found."""
+    from .model.validate import check as _check
+
+    return _check(model_or_path)
+
+
+def load(path: Any, executor: str | None = None, backend: str = "auto", **options: Any) -> Predictor:
+    """A Predictor for one executor of a model (``backend``: "auto", "onnxruntime" or "nnabla")."""
+    from .predictor import load as _load
+
+    return _load(path, executor=executor, backend=backend, **options)
