@@ -1,0 +1,48 @@
+"""``nncbridge predict MODEL DATASET.csv -o OUT.csv``"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help=".nnp file")
+    p.add_argument("dataset", help="Console dataset CSV (header like x:image,y:label)")
+    p.add_argument("-o", "--output", required=True, help="output CSV (nnabla_cli forward layout)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"])
+    p.add_argument("--executor", help="executor to run (default: the only runtime executor)")
+    p.add_argument("--workers", type=int, help="threads decoding images (default: CPU count, at most 8)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
+    p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..dataset.batch import count_rows, predict_csv
+    from ..predictor import load
+
+    options = {"intra_op_num_threads": args.threads} if args.threads and args.backend != "nnabla" else {}
+    predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
+    bar = None
+    if not args.quiet and not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=count_rows(args.dataset), unit="rows", file=sys.stderr, dynamic_ncols=True)
+    try:
+        summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
+                              workers=args.workers, skip_errors=args.skip_errors,
+                              progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    for message in summary.skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.2f} s"
+              + (f" ({len(summary.skipped)} skipped)" if summary.skipped else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Console dataset I/O: image preprocessing, dataset CSV reading, output CSV writing."""

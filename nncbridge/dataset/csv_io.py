@@ -1,0 +1,147 @@
+"""Console dataset CSVs: ``name:label`` headers, ``x__0`` vector columns, image cells; output CSVs
+in the layout ``nnabla_cli forward`` writes."""
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ..errors import DatasetError
+
+_VECTOR = re.compile(r"^(?P<name>.*)__(?P<index>\d+)$")
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
+csv.field_size_limit(1 << 24)
+
+
+@dataclass(frozen=True)
+class Column:
+    index: int
+    header: str
+    variable: str
+    element: int | None
+    label: str
+
+
+def parse_header(header: Sequence[str]) -> list[Column]:
+    columns = []
+    for i, text in enumerate(header):
+        name, _, label = text.partition(":")
+        match = _VECTOR.match(name)
+        if match:
+            columns.append(Column(i, text, match["name"], int(match["index"]), label))
+        else:
+            columns.append(Column(i, text, name, None, label))
+    return columns
+
+
+def is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+class DatasetCsv:
+    """A Console dataset CSV read as a stream of rows (the file is never held in memory)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.folder = self.path.parent
+        try:
+            self._file: IO[str] = open(self.path, encoding="utf-8-sig", newline="")
+        except OSError as e:
+            raise DatasetError(f"{self.path}: cannot open: {e.strerror}") from None
+        self._reader = csv.reader(self._file)
+        try:
+            self.header = next(self._reader)
+        except StopIteration:
+            raise DatasetError(f"{self.path}: the file is empty (no header row)") from None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DatasetError(f"{self.path}: header row: {_describe(e)}") from None
+        self.columns = parse_header(self.header)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> DatasetCsv:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, cells) for each non-empty data row."""
+        while True:
+            try:
+                row = next(self._reader)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error) as e:
+                raise DatasetError(f"{self.path}: line {self._reader.line_num}: {_describe(e)}") from None
+            if row:
+                yield self._reader.line_num, row
+
+    def columns_for(self, data_name: str) -> list[Column]:
+        scalar = [c for c in self.columns if c.variable == data_name and c.element is None]
+        vector = sorted((c for c in self.columns if c.variable == data_name and c.element is not None),
+                        key=lambda c: c.element or 0)
+        return scalar or vector
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return f"not UTF-8 text (invalid byte at offset {e.start})"
+    return str(e)
+
+
+def cell_to_array(cell: str, column: Column, folder: Path, shape: tuple[int, ...], normalize: bool,
+                  load_image: Any) -> np.ndarray:
+    """One CSV cell as a sample for an input of ``shape`` (a number, an image, or a CSV matrix file)."""
+    if is_float(cell):
+        value = np.array([float(cell)], dtype=np.float32)
+        if int(np.prod(shape)) != 1:
+            raise DatasetError(f"column {column.header!r}: a single number cannot fill an input of shape {shape}")
+        return value.reshape(shape)
+    path = folder / cell
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTENSIONS:
+        return load_image(path)
+    if ext == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                values = [[float(v) for v in row] for row in csv.reader(f) if row]
+        except FileNotFoundError:
+            raise DatasetError(f"column {column.header!r}: file not found: {path}") from None
+        except (ValueError, OSError, UnicodeDecodeError, csv.Error) as e:
+            raise DatasetError(f"column {column.header!r}: cannot read {path}: {_describe(e)}") from None
+        array = np.array(values, dtype=np.float32)
+        if array.size != int(np.prod(shape)):
+            raise DatasetError(f"column {column.header!r}: {path} holds {array.size} values, the input needs {shape}")
+        return array.reshape(shape)
+    raise DatasetError(f"column {column.header!r}: {cell!r} is neither a number nor an image/CSV file")
+
+
+def output_columns(name: str, shape: tuple[int, ...]) -> list[str]:
+    """Column names for one output: ``y'`` for one value, ``y'__0`` … otherwise (nnabla_cli forward)."""
+    size = int(np.prod(shape)) if shape else 1
+    return [name] if size == 1 else [f"{name}__{i}" for i in range(size)]
+
+
+def carried_cell(cell: str, column: Column) -> str:
+    """An input cell as ``nnabla_cli forward`` repeats it: numbers as given, paths as ``./path``."""
+    if column.header.startswith("#") or is_float(cell):
+        return cell
+    full = os.path.join(".", cell).replace("\\", os.sep).replace("/", os.sep)
+    return full.replace(os.sep + "." + os.sep, os.sep)
+
+
+def format_values(values: np.ndarray) -> list[str]:
+    """Shortest round-trip float32 text, as numpy prints float32 scalars (``0.00019709874``)."""
+    return [str(v) for v in np.asarray(values, dtype=np.float32).ravel()]

@@ -1,0 +1,73 @@
+"""Images preprocessed exactly as Console's data loader does it."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """Inputs shaped (C, H, W) with 1 or 3 channels, or (H, W), can take images."""
+    if len(shape) == 3:
+        return shape[0] in (1, 3) and shape[1] > 1 and shape[2] > 1
+    return len(shape) == 2 and shape[0] > 1 and shape[1] > 1
+
+
+def _open(source: Any, what: str) -> Any:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    if isinstance(source, Image.Image):
+        return source
+    try:
+        image = Image.open(source)
+        image.load()
+        return image
+    except FileNotFoundError:
+        raise InputError(f"{what}: image file not found: {os.fspath(source)}") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{what}: image is larger than {MAX_IMAGE_PIXELS} pixels") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise InputError(f"{what}: cannot read image {os.fspath(source) if not hasattr(source, 'read') else ''}: {e}") from None
+
+
+def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize: bool = False,
+                   what: str = "image") -> np.ndarray:
+    """A path, file object or PIL image as float32 in the input's layout (C, H, W) or (H, W).
+
+    Grayscale or RGB is chosen by the input's channel count; 8-bit values are scaled by 1/255
+    and 16-bit ones by 1/65535 when ``normalize`` (Console's default), otherwise kept as is.
+    """
+    image = _open(source, what)
+    channels = shape[0] if len(shape) == 3 else 1
+    height, width = shape[-2], shape[-1]
+    sixteen_bit = image.mode in ("I;16", "I;16B", "I;16L", "I")
+    if channels == 1:
+        pixels = np.asarray(image if sixteen_bit else image.convert("L"))
+    else:
+        pixels = np.asarray(image.convert("RGB"))
+    if pixels.shape[:2] != (height, width):
+        if not resize:
+            raise InputError(f"{what}: image is {pixels.shape[1]}x{pixels.shape[0]} (WxH), the input needs "
+                             f"{width}x{height}; resize it or pass resize=True")
+        from PIL import Image
+
+        pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+    return pixels_to_input(pixels, shape, normalize, 65535.0 if sixteen_bit else 255.0)
+
+
+def pixels_to_input(pixels: np.ndarray, shape: tuple[int, ...], normalize: bool, full_scale: float = 255.0) -> np.ndarray:
+    """HWC or HW pixel values -> the input layout, scaled like Console."""
+    if pixels.ndim == 3:
+        pixels = pixels.transpose(2, 0, 1)
+    elif len(shape) == 3:
+        pixels = pixels[None]
+    data = pixels.astype(np.float64)
+    if normalize:
+        data = data * (1.0 / full_scale)
+    return data.astype(np.float32).reshape(shape)

@@ -1,0 +1,45 @@
+"""onnxruntime backend: the model converted by nncbridge's own exporter, one shared session."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+from ..model.graph import Executor, Model
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model: Model, executor: Executor, *, intra_op_num_threads: int | None = None,
+                 inter_op_num_threads: int | None = None, providers: list[str] | None = None,
+                 memory_arena: bool = False, opset: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from ..export.onnx_export import to_onnx
+
+        proto = to_onnx(model, executor.name, opset=opset)
+        options = ort.SessionOptions()
+        if intra_op_num_threads is not None:
+            options.intra_op_num_threads = int(intra_op_num_threads)
+        if inter_op_num_threads is not None:
+            options.inter_op_num_threads = int(inter_op_num_threads)
+        # The arena keeps peak-sized buffers alive between calls; without it memory follows the batch.
+        options.enable_cpu_mem_arena = bool(memory_arena)
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), options,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BackendError(f"onnxruntime cannot load the converted model: {e}") from None
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return list(self.session.run(self.output_names, feeds))
+        except Exception as e:
+            raise BackendError(f"onnxruntime failed: {e}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "providers": self.session.get_providers()}
