@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nncbridge
+from nncbridge.dataset.batch import predict_csv
+from nncbridge.errors import DatasetError
+from tests.models import affine_nntxt, identity_nntxt, write_nnp
+
+RNG = np.random.RandomState(1)
+W = RNG.uniform(-1, 1, (2, 3)).astype(np.float32)
+B = RNG.uniform(-1, 1, (3,)).astype(np.float32)
+
+
+@pytest.fixture()
+def vector_model(tmp_path):
+    return write_nnp(tmp_path / "affine.nnp", affine_nntxt(2, 3), {"Affine/affine/W": W, "Affine/affine/b": B})
+
+
+@pytest.fixture()
+def image_model(tmp_path):
+    return write_nnp(tmp_path / "image.nnp", identity_nntxt((1, 2, 2)))
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def test_vector_columns_bom_crlf_quotes_and_extra_columns(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_bytes("\ufeffx__0:a,x__1:b,comment\r\n0.5,-1,\"hello, world\"\r\n2,3,plain\r\n".encode("utf-8"))
+    out = tmp_path / "out.csv"
+    summary = predict_csv(nncbridge.load(vector_model), data, out)
+    assert summary.rows == 2
+    rows = read_rows(out)
+    assert rows[0] == ["x__0:a", "x__1:b", "comment", "y'__0", "y'__1", "y'__2"]
+    assert rows[1][:3] == ["0.5", "-1", "./hello, world"]
+    x = np.array([[0.5, -1], [2, 3]], dtype=np.float64)
+    want = x @ W.astype(np.float64) + B
+    got = np.array([[float(v) for v in r[3:]] for r in rows[1:]])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    for r in rows[1:]:  # shortest float32 text round-trips exactly
+        for v in r[3:]:
+            assert str(np.float32(v)) == v
+
+
+def test_missing_column_is_reported_with_the_header(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("z__0,z__1\n1,2\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="no column for input 'Input'.*z__0"):
+        predict_csv(nncbridge.load(vector_model), data, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_bad_row_names_line_and_column_and_leaves_no_output(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("x__0,x__1\n1,2\n3,abc\n5,6\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    with pytest.raises(DatasetError, match=r"line 3: column 'x__1': 'abc' is not a number"):
+        predict_csv(nncbridge.load(vector_model), data, out, batch_size=1)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.csv.*"))
+
+
+def test_skip_errors_continues_and_lists_rows(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("x__0,x__1\n1,2\n3,abc\n5\n7,8\n", encoding="utf-8")
+    summary = predict_csv(nncbridge.load(vector_model), data, tmp_path / "out.csv", skip_errors=True)
+    assert summary.rows == 2 and len(summary.skipped) == 2
+    assert "line 3" in summary.skipped[0] and "line 4" in summary.skipped[1]
+    assert [r[0] for r in read_rows(tmp_path / "out.csv")[1:]] == ["1", "7"]
+
+
+def test_non_utf8_csv_is_a_clear_error(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_bytes(b"x__0,x__1\n1,2\n\xff\xfe,3\n")
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        predict_csv(nncbridge.load(vector_model), data, tmp_path / "out.csv")
+
+
+def test_image_rows_resolve_relative_to_the_csv_folder(image_model, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    pixels = [RNG.randint(0, 256, (2, 2)).astype(np.uint8) for _ in range(3)]
+    for i, p in enumerate(pixels):
+        Image.fromarray(p).save(tmp_path / "imgs" / f"{i}.png")
+    data = tmp_path / "data.csv"
+    data.write_text("x:image,y:label\n" + "".join(f"imgs/{i}.png,{i}\n" for i in range(3)), encoding="utf-8")
+    out = tmp_path / "deep" / "folder" / "out.csv"
+    predict_csv(nncbridge.load(image_model), data, out, batch_size=2)
+    rows = read_rows(out)
+    assert rows[0] == ["x:image", "y:label", "y'__0", "y'__1", "y'__2", "y'__3"]
+    for i, r in enumerate(rows[1:]):
+        assert r[:2] == [f"./imgs/{i}.png", str(i)]
+        expected = (pixels[i].astype(np.float64) / 255.0).astype(np.float32).ravel()
+        np.testing.assert_array_equal(np.array(r[2:], dtype=np.float32), expected)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "cannot read image"), (b"\x89PNG\r\n\x1a\ntrunc", "cannot read image")])
+def test_bad_image_rows(image_model, tmp_path, content, message):
+    (tmp_path / "bad.png").write_bytes(content)
+    data = tmp_path / "data.csv"
+    data.write_text("x:image\nbad.png\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=f"line 2: column 'x:image'.*{message}"):
+        predict_csv(nncbridge.load(image_model), data, tmp_path / "out.csv")
+
+
+def test_cli_json_summary_and_exit_codes(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("x__0,x__1\n" + "1,2\n" * 10, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "nncbridge", "predict", str(vector_model), str(data),
+                           "-o", str(tmp_path / "o.csv"), "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["rows"] == 10 and summary["skipped"] == 0 and summary["seconds"] >= 0
+    bad = subprocess.run([sys.executable, "-m", "nncbridge", "predict", str(vector_model), str(tmp_path / "nope.csv"),
+                          "-o", str(tmp_path / "o2.csv")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.csv" in bad.stderr
