@@ -1,0 +1,159 @@
+"""Run one fuzz case end to end (read -> check -> convert -> predict) in a worker process.
+
+A failure is: an exception that is not an NncBridgeError, a case over the time limit, a worker
+whose peak memory passed the limit, or a file written anywhere but the requested outputs.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import resource
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+TIME_LIMIT = 5.0
+MEMORY_LIMIT = 1 << 30
+
+
+@dataclass
+class Outcome:
+    case: int
+    status: str  # "ok", "rejected" (clean NncBridgeError), "failure"
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def exercise(path: Path, workdir: Path) -> str:
+    """Everything a user would do with a file; returns 'ok' or 'rejected'; other exceptions escape."""
+    import numpy as np
+
+    import nncbridge
+    from nncbridge.export.onnx_export import save_onnx
+
+    try:
+        model = nncbridge.read(path)
+        nncbridge.check(model)
+        proto = nncbridge.to_onnx(model)
+        save_onnx(proto, workdir / "out.onnx")
+        predictor = nncbridge.load(path, intra_op_num_threads=1)
+        feeds = {i.name: np.zeros((2,) + i.shape, np.float32) for i in predictor.inputs}
+        predictor.predict(feeds if len(feeds) > 1 else next(iter(feeds.values())))
+        return "ok"
+    except nncbridge.NncBridgeError:
+        return "rejected"
+
+
+def _snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
+    soft = 4 << 30
+    resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
+    from tests.fuzz.mutate import mutate_nnp
+
+    pid = os.getpid()
+    while True:
+        case = tasks.get()
+        if case is None:
+            return
+        results.put(("start", pid, case))
+        rng = random.Random(case)
+        data = seeds[case % len(seeds)]
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            data = mutate_nnp(rng, data)
+        with tempfile.TemporaryDirectory(prefix="nncbridge-fuzz-") as tmp:
+            root = Path(tmp)
+            (root / "in").mkdir()
+            (root / "out").mkdir()
+            model = root / "in" / "model.nnp"
+            model.write_bytes(data)
+            before = _snapshot(root)
+            start = time.perf_counter()
+            try:
+                status, detail = exercise(model, root / "out"), ""
+            except MemoryError:
+                status, detail = "failure", "MemoryError"
+            except Exception:
+                status, detail = "failure", traceback.format_exc(limit=6)
+            seconds = time.perf_counter() - start
+            stray = _snapshot(root) - before - {"out/out.onnx"}
+            if stray:
+                status, detail = "failure", f"wrote unexpected files: {sorted(stray)}"
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            if peak > MEMORY_LIMIT:
+                status, detail = "failure", f"peak memory {peak >> 20} MiB"
+            if seconds > TIME_LIMIT and status != "failure":
+                status, detail = "failure", f"took {seconds:.1f} s"
+        results.put(("done", pid, Outcome(case, status, detail, seconds)))
+        if peak > MEMORY_LIMIT:
+            return  # the parent starts a fresh worker
+
+
+def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progress: bool = False) -> list[Outcome]:
+    """Run ``cases`` (each an integer seed) over mutations of ``seed_files``; returns every outcome."""
+    import queue
+
+    seeds = [p.read_bytes() for p in seed_files]
+    ctx = mp.get_context("spawn")
+    tasks: mp.Queue = ctx.Queue()
+    results: mp.Queue = ctx.Queue()
+    for case in cases:
+        tasks.put(case)
+    procs: dict[int, mp.Process] = {}
+    running: dict[int, tuple[int, float]] = {}  # pid -> (case, start time)
+    outcomes: dict[int, Outcome] = {}
+
+    def start_worker() -> None:
+        proc = ctx.Process(target=_worker, args=(tasks, results, seeds), daemon=True)
+        proc.start()
+        procs[proc.pid] = proc
+
+    for _ in range(workers):
+        start_worker()
+    while len(outcomes) < len(cases):
+        try:
+            kind, pid, payload = results.get(timeout=1.0)
+            if kind == "start":
+                running[pid] = (payload, time.monotonic())
+            else:
+                running.pop(pid, None)
+                outcomes[payload.case] = payload
+                if progress and len(outcomes) % 1000 == 0:
+                    failures = sum(o.status == "failure" for o in outcomes.values())
+                    print(f"{len(outcomes)} cases, {failures} failures", flush=True)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for pid, proc in list(procs.items()):
+            case_started = running.get(pid)
+            hung = case_started is not None and now - case_started[1] > TIME_LIMIT * 4
+            if hung:
+                proc.kill()
+                proc.join()
+            if hung or not proc.is_alive():
+                if case_started is not None:
+                    reason = "hung (killed)" if hung else f"worker died (exit code {proc.exitcode})"
+                    outcomes[case_started[0]] = Outcome(case_started[0], "failure", reason, now - case_started[1])
+                    running.pop(pid, None)
+                del procs[pid]
+                if len(outcomes) < len(cases):
+                    start_worker()
+    for _ in procs:
+        tasks.put(None)
+    for proc in procs.values():
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+    return [outcomes[c] for c in cases]
+
+
+def default_seed_files() -> list[Path]:
+    root = Path(__file__).resolve().parents[2]
+    candidates = sorted((root.parent / "shared" / "console-exports").glob("*/*.nnp"))
+    candidates += sorted((root / "sample_projects").glob("*/*.nnp"))
+    return candidates

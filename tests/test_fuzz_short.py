@@ -1,0 +1,20 @@
+"""A short fuzz run (2,000 mutated real .nnp files) through read -> check -> convert -> predict."""
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz.harness import default_seed_files, run_campaign
+
+CASES = 2000
+
+
+@pytest.mark.slow
+def test_short_fuzz_run_has_no_failures():
+    seeds = default_seed_files()
+    if not seeds:
+        pytest.skip("no seed .nnp files (shared/console-exports or sample_projects)")
+    outcomes = run_campaign(seeds, range(CASES), workers=2)
+    failures = [o for o in outcomes if o.status == "failure"]
+    statuses = {o.status for o in outcomes}
+    assert "rejected" in statuses  # the mutations do reach the error paths
+    assert not failures, "\n".join(f"case {o.case}: {o.detail}" for o in failures[:10])
