@@ -24,6 +24,10 @@ MAX_MEMBERS = 100_000
 MAX_NETWORK_BYTES = 512 << 20
 MAX_PARAMETER_BYTES = 8 << 30
 MAX_COMPRESSION_RATIO = 1000
+# Real parameters (float32) barely compress and network text compresses ~10:1, so a big member
+# squeezed harder than this is a bomb, not a model.
+MAX_LARGE_MEMBER_RATIO = 50
+LARGE_MEMBER = 16 << 20
 MAX_ELEMENTS = 1 << 31
 
 TEXT_NETWORK = (".nntxt", ".prototxt")
@@ -167,9 +171,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, lab
     limit = MAX_PARAMETER_BYTES if kind in ("h5", "binary") else MAX_NETWORK_BYTES
     if info.file_size > limit:
         raise UnsafeArchiveError(f"{where}: declares {info.file_size} bytes, over the {limit >> 20} MiB allowed")
-    if info.compress_size and info.file_size > (1 << 20) and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+    ratio = info.file_size / max(info.compress_size, 1)
+    if (info.file_size > (1 << 20) and ratio > MAX_COMPRESSION_RATIO) or (
+            info.file_size > LARGE_MEMBER and ratio > MAX_LARGE_MEMBER_RATIO):
         raise UnsafeArchiveError(
-            f"{where}: compression ratio {info.file_size // info.compress_size}:1 looks like a zip bomb")
+            f"{where}: declares {info.file_size} bytes compressed into {info.compress_size} "
+            f"(ratio {int(ratio)}:1), which looks like a zip bomb")
     try:
         with archive.open(info) as member:
             data = member.read(info.file_size + 1)
@@ -298,8 +305,16 @@ def _parameters_from_h5(part: _Part, params: dict[str, Parameter], warnings: lis
                 if ds.dtype.kind not in "fiu":
                     raise FormatError(f"{where}: dtype {ds.dtype} is not numeric")
                 _check_shape(where, ds.shape, batch_placeholder=False)
+                if ds.external or getattr(ds, "is_virtual", False):
+                    raise UnsafeArchiveError(f"{where}: stored outside the HDF5 file (external or virtual "
+                                             "dataset); refusing to read other files")
                 if ds.compression is None and ds.nbytes > len(part.data):
                     raise FormatError(f"{where}: declares {ds.nbytes} bytes, more than the file holds")
+                stored = ds.id.get_storage_size()
+                if ds.nbytes > (1 << 20) and (ds.nbytes > LARGE_MEMBER or not stored) and \
+                        ds.nbytes > max(stored, 1) * MAX_LARGE_MEMBER_RATIO:
+                    raise UnsafeArchiveError(f"{where}: declares {ds.nbytes} bytes but stores {stored}; "
+                                             "refusing to expand it")
                 if ds.nbytes > MAX_PARAMETER_BYTES:
                     raise FormatError(f"{where}: {ds.nbytes} bytes is too large")
                 data = np.asarray(ds[...], dtype=np.float32)
