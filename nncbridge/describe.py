@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 
 from .errors import ModelError
-from .model.graph import Executor, Model, Network
+from .model.graph import Executor, Model, Network, divides_images_by_255
 
 ModelOrPath = Union[Model, str, "os.PathLike[str]", bytes, list]
 
@@ -173,6 +173,6 @@ def _executor(model: Model, exe: Executor) -> dict[str, Any]:
 def _normalization(model: Model, exe: Executor) -> dict[str, Any]:
     """Console divides 8-bit images by 255 unless the executor or the dataset says no_image_normalization."""
     datasets = {d.name: not d.no_image_normalization for d in model.datasets.values()}
-    divide = not exe.no_image_normalization and (not datasets or any(datasets.values()))
+    divide = divides_images_by_255(model, exe)
     return {"divide_by_255": divide, "executor_no_image_normalization": exe.no_image_normalization,
             "datasets_normalize": datasets}

@@ -11,7 +11,7 @@ import numpy as np
 
 from .dataset.images import image_to_array, is_image_shape, pixels_to_input
 from .errors import InputError, NncBridgeError
-from .model.graph import Executor, Model
+from .model.graph import divides_images_by_255
 
 ModelSource = Union[str, "os.PathLike[str]", bytes]
 
@@ -64,7 +64,7 @@ class Predictor:
 
             raise ModelError(f"{model.source.path}: executor {exe.name!r} names a missing network {exe.network!r}")
         self.executor: str = exe.name
-        self.normalize_images: bool = image_normalization(model, exe)
+        self.normalize_images: bool = divides_images_by_255(model, exe)
         self.inputs: list[TensorInfo] = [
             TensorInfo(d.variable, d.data_name, _sample_shape(network.variables[d.variable].shape))
             for d in exe.data if d.variable in network.variables]
@@ -225,11 +225,6 @@ class Predictor:
 
 def _rebuild(source: ModelSource, executor: str | None, backend: str, options: dict[str, Any]) -> Predictor:
     return Predictor(source, executor=executor, backend=backend, **options)
-
-
-def image_normalization(model: Model, executor: Executor) -> bool:
-    """Whether Console divides 8-bit image inputs by 255 for this executor (``nnabla_cli forward`` rule)."""
-    return not executor.no_image_normalization
 
 
 def _sample_shape(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -187,3 +187,14 @@ class Model:
             raise ExecutorNotFoundError(f"{self.source.path}: the model has no runtime executor")
         raise ExecutorNotFoundError(
             f"{self.source.path}: several executors ({', '.join(e.name for e in runtime)}); choose one")
+
+
+def divides_images_by_255(model: Model, executor: Executor) -> bool:
+    """Whether Console scales 8-bit image inputs by 1/255 for this executor.
+
+    Console records ``no_image_normalization`` on the executor and on the datasets; images are
+    divided unless the executor says not to, or every dataset of the project does.
+    """
+    if executor.no_image_normalization:
+        return False
+    return not model.datasets or any(not d.no_image_normalization for d in model.datasets.values())
