@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ConversionError, ModelError, UnsupportedFunctionError
 from ..functions.registry import FunctionCall, function_spec, lowering_for
-from ..model.graph import Executor, Function, Model, Network
+from ..model.graph import Executor, Function, Model, Network, divides_images_by_255
 from ..model.shapes import infer_shapes, topological_order
 from .context import GraphBuilder, LoweringContext
 
@@ -107,8 +107,7 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         for name in fn.inputs:
             if name in model.parameters and name not in data_names:
                 builder.add_initializer(name, model.parameters[name].data.astype(np.float32, copy=False))
-    for g in exe.generators:
-        builder.add_initializer(g.variable, _generator_value(g, report.shapes.get(g.variable)))
+    _add_generators(builder, network, exe, batch_size)
 
     failures: list[str] = []
     for fn in functions:
@@ -168,19 +167,36 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
     return proto
 
 
-def _generator_value(g: Any, shape: Any) -> np.ndarray:
-    if shape is None:
-        raise ModelError(f"generator variable {g.variable!r} has no shape")
-    if g.type == "Constant":
-        return np.full(shape, g.multiplier, dtype=np.float32)
-    raise UnsupportedFunctionError(f"generator variable {g.variable!r} of type {g.type!r} is random; "
-                                   "ONNX export supports Constant generators only")
+def _add_generators(builder: GraphBuilder, network: Network, exe: Executor, batch_size: int | None) -> None:
+    """Constant/Range generator variables as constants; a batched one follows the first data input's batch."""
+    from onnx import helper
+
+    from ..model.expand import executor_generators
+
+    for g in executor_generators(network, exe.generators):
+        if not g.deterministic:
+            raise UnsupportedFunctionError(f"generator variable {g.variable!r} of type {g.type!r} is random; "
+                                           "ONNX export supports Constant and Range generators only")
+        if not g.batched or batch_size is not None or not exe.data:
+            builder.add_initializer(g.variable, g.value(batch_size or 1))
+            continue
+        one = builder.add_initializer(builder.fresh(f"{g.variable}/value"), g.value(1))
+        rest = builder.add_initializer(builder.fresh(f"{g.variable}/dims"), np.asarray(g.shape[1:], np.int64))
+        first, zero = (builder.add_initializer(builder.fresh(f"{g.variable}/{n}"), np.asarray([v], np.int64))
+                       for n, v in (("one", 1), ("zero", 0)))
+        shape, batch, target = (builder.fresh(f"{g.variable}/{n}") for n in ("shape", "batch", "target"))
+        builder.nodes += [
+            helper.make_node("Shape", [exe.data[0].variable], [shape], name=builder.fresh("Shape")),
+            helper.make_node("Slice", [shape, zero, first], [batch], name=builder.fresh("Slice")),
+            helper.make_node("Concat", [batch, rest], [target], name=builder.fresh("Concat"), axis=0),
+            helper.make_node("Expand", [one, target], [g.variable], name=builder.fresh("Expand")),
+        ]
 
 
 def _add_metadata(proto: Any, model: Model, exe: Executor) -> None:
     import json
 
-    normalize = not _no_image_normalization(model, exe)
+    normalize = divides_images_by_255(model, exe)
     meta = {
         "nncbridge.executor": exe.name,
         "nncbridge.network": exe.network,
@@ -192,12 +208,6 @@ def _add_metadata(proto: Any, model: Model, exe: Executor) -> None:
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-
-
-def _no_image_normalization(model: Model, exe: Executor) -> bool:
-    if exe.no_image_normalization:
-        return True
-    return any(d.no_image_normalization for d in model.datasets.values())
 
 
 def _version() -> str:
