@@ -10,10 +10,13 @@ venvs="$root/.venvs"
 mkdir -p "$venvs"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
-find_python310() {
-  if command -v python3.10 >/dev/null 2>&1; then command -v python3.10; return; fi
-  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do
-    if [ -x "$candidate" ]; then echo "$candidate"; return; fi
+find_python310() {  # the first python3.10 that really runs (pyenv shims may exist but refuse)
+  local candidate
+  for candidate in "$(command -v python3.10 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.10*/bin/python3.10 \
+                   /usr/local/bin/python3.10 /usr/bin/python3.10; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c "import sys, venv; assert sys.version_info[:2] == (3, 10)" >/dev/null 2>&1; then
+      echo "$candidate"; return
+    fi
   done
 }
 
