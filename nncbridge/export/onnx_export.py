@@ -127,6 +127,10 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         if missing:
             failures.append(f"{where}: input {missing[0]!r} is produced by nothing and is not a parameter")
             continue
+        unknown = [n for n in fn.outputs if n not in report.shapes]
+        if unknown:
+            failures.append(f"{where}: output {unknown[0]!r} is not declared and its shape cannot be inferred")
+            continue
         call = FunctionCall(fn, spec, [report.shapes[n] for n in fn.inputs], network.name, shape_batch,
                             {i: model.parameters[n].data for i, n in enumerate(fn.inputs) if n in model.parameters})
         ctx = LoweringContext(builder, call, list(fn.inputs), list(fn.outputs),
@@ -142,9 +146,12 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
             + "\n  ".join(failures))
 
+    # A dimension is the batch if it follows the batch size: compare with shapes at another batch size.
+    other = infer_shapes(model, network, shape_batch + 1).shapes if batch_size is None else report.shapes
+
     def value_info(name: str) -> Any:
-        shape = list(report.shapes[name])
-        if batch_size is None and shape:
+        shape: list[Any] = list(report.shapes[name])
+        if shape and other.get(name, ())[:1] != tuple(shape[:1]):
             shape[0] = BATCH_DIM
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
