@@ -59,7 +59,8 @@ class FunctionSpec:
 
     @property
     def output_range(self) -> tuple[int, int | None]:
-        return (1, None) if self.variadic_outputs else (len(self.outputs), len(self.outputs))
+        # Trailing outputs may be left out: nnabla saves TopKData with its ``y`` alone.
+        return (1, None) if self.variadic_outputs else (min(1, len(self.outputs)), len(self.outputs))
 
 
 @dataclass

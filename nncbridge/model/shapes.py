@@ -48,8 +48,10 @@ class ShapeReport:
     """Functions without a shape rule (their declared output shapes are trusted)."""
 
 
-def resolve_declared(shape: Shape, batch_size: int) -> Shape:
-    return tuple(batch_size if (i == 0 and d < 0) else d for i, d in enumerate(shape))
+def resolve_declared(shape: Shape, batch_size: int, declared_batch: int | None = None) -> Shape:
+    """A declared shape at ``batch_size``: a leading -1 (or the network's own batch size, for
+    inputs nnabla saved with a literal batch) is the batch dimension."""
+    return tuple(batch_size if (i == 0 and (d < 0 or d == declared_batch)) else d for i, d in enumerate(shape))
 
 
 def infer_shapes(model: Model, network: Network, batch_size: int | None = None) -> ShapeReport:
@@ -67,11 +69,11 @@ def infer_shapes(model: Model, network: Network, batch_size: int | None = None) 
         if var.name in produced:
             continue
         param = model.parameters.get(var.name)
-        report.shapes[var.name] = tuple(param.data.shape) if param is not None else resolve_declared(var.shape, batch)
+        report.shapes[var.name] = tuple(param.data.shape) if param is not None else resolve_declared(var.shape, batch, network.batch_size or None)
     for fn in topological_order(network):
         spec = function_spec(fn.type)
         rule = shape_rule_for(fn.type)
-        declared = [resolve_declared(network.variables[o].shape, batch) if o in network.variables else None
+        declared = [resolve_declared(network.variables[o].shape, batch, network.batch_size or None) if o in network.variables else None
                     for o in fn.outputs]
         inputs = [report.shapes.get(name) for name in fn.inputs]
         if spec is None or rule is None or any(s is None for s in inputs):
@@ -98,6 +100,10 @@ def infer_shapes(model: Model, network: Network, batch_size: int | None = None) 
 
 
 def _batchless_match(declared: Shape, inferred: Shape, batch: int) -> bool:
+    if len(declared) == len(inferred) and 0 in declared and 0 not in inferred:
+        # nnabla's saver writes 0-sized shapes for Slice with negative steps; its loader
+        # recomputes them, as we do.
+        return True
     return len(declared) == len(inferred) and declared[1:] == inferred[1:] and declared[0] in (batch, -1)
 
 
