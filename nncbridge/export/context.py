@@ -35,7 +35,7 @@ class GraphBuilder:
         from onnx import numpy_helper
 
         self.used_names.add(name)
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value), name)
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value).reshape(np.shape(value)), name)
         self.constant_values[name] = value
         return name
 

@@ -94,10 +94,15 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         if binding.variable not in network.variables:
             raise ModelError(f"{model.source.path}: executor {exe.name!r} names variable {binding.variable!r}, "
                              f"which network {network.name!r} does not have")
-    shape_batch = batch_size or 1
-    report = infer_shapes(model, network, shape_batch)
+    # Shapes are traced at the network's own batch size, where declared shapes can be compared as
+    # written (a reshape that folds the batch declares e.g. 64*3 rows); the graph stays batch-free.
+    declared_batch = max(network.batch_size, 1)
+    report = infer_shapes(model, network, declared_batch)
     if report.problems:
         raise ModelError(f"{model.source.path}: " + "; ".join(report.problems[:10]))
+    shape_batch = batch_size or declared_batch
+    if shape_batch != declared_batch:
+        report = infer_shapes(model, network, shape_batch)
     functions = needed_functions(network, [o.variable for o in exe.outputs])
 
     builder = GraphBuilder(opset)
@@ -126,6 +131,14 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         missing = [n for n in fn.inputs if n not in report.shapes]
         if missing:
             failures.append(f"{where}: input {missing[0]!r} is produced by nothing and is not a parameter")
+            continue
+        counts = [(what, len(names), limits) for what, names, limits in
+                  (("inputs", fn.inputs, spec.input_range), ("outputs", fn.outputs, spec.output_range))
+                  if not (limits[0] <= len(names) and (limits[1] is None or len(names) <= limits[1]))]
+        if counts:
+            what, n, (lo, hi) = counts[0]
+            failures.append(f"{where}: has {n} {what}, {fn.type} takes {lo}" + ("" if hi == lo else
+                            f" to {hi}" if hi is not None else " or more"))
             continue
         unknown = [n for n in fn.outputs if n not in report.shapes]
         if unknown:

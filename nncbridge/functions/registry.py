@@ -60,7 +60,13 @@ class FunctionSpec:
     @property
     def output_range(self) -> tuple[int, int | None]:
         # Trailing outputs may be left out: nnabla saves TopKData with its ``y`` alone.
-        return (1, None) if self.variadic_outputs else (min(1, len(self.outputs)), len(self.outputs))
+        if self.variadic_outputs:
+            return (1, None)
+        return (min(1, len(self.outputs)), len(self.outputs) + _UNLISTED_OUTPUTS.get(self.name, 0))
+
+
+# nnabla's table lists one output, but with_index (Max, Min) and output_u (SpectralNorm) add a second.
+_UNLISTED_OUTPUTS = {"Max": 1, "Min": 1, "SpectralNorm": 1}
 
 
 @dataclass

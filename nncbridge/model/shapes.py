@@ -92,19 +92,23 @@ def infer_shapes(model: Model, network: Network, batch_size: int | None = None) 
             inferred = [s for s in declared if s is not None]
         for out, shape, want in zip(fn.outputs, inferred, declared):
             report.shapes[out] = shape
-            if want is not None and want != shape and not _batchless_match(want, shape, batch):
+            raw = network.variables[out].shape if out in network.variables else None
+            if want is not None and want != shape and not _batchless_match(raw, shape):
                 report.problems.append(
                     f"network {network.name!r} variable {out!r}: declared shape {_show(want, batch)}, "
                     f"layer {fn.name!r} ({fn.type}) produces {_show(shape, batch)}")
     return report
 
 
-def _batchless_match(declared: Shape, inferred: Shape, batch: int) -> bool:
-    if len(declared) == len(inferred) and 0 in declared and 0 not in inferred:
-        # nnabla's saver writes 0-sized shapes for Slice with negative steps; its loader
-        # recomputes them, as we do.
+def _batchless_match(declared: Shape, inferred: Shape) -> bool:
+    """Declared shapes nnabla accepts although they differ: a -1 leading dim stands for whatever
+    the batch becomes (also after a reshape folds it), and 0-sized dims are recomputed by nnabla's
+    loader (its saver writes them for Slice with negative steps)."""
+    if len(declared) != len(inferred):
+        return False
+    if 0 in declared and 0 not in inferred:
         return True
-    return len(declared) == len(inferred) and declared[1:] == inferred[1:] and declared[0] in (batch, -1)
+    return declared[0] == -1 and tuple(declared[1:]) == tuple(inferred[1:])
 
 
 def _show(shape: Shape, batch: int) -> str:

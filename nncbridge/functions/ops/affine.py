@@ -1,4 +1,4 @@
-"""Affine (fully connected)."""
+"""Affine (fully connected) and Embed."""
 from __future__ import annotations
 
 import math
@@ -45,3 +45,13 @@ def affine(ctx: LoweringContext) -> None:
     lead = ctx.op("Slice", ctx.op("Shape", ctx.inputs[0]), ctx.ints([0]), ctx.ints([base_axis]))
     target = ctx.op("Concat", lead, ctx.ints(out_tail), axis=0)
     ctx.node("Reshape", [y, target], ctx.outputs[:1])
+
+
+@shape_rule("Embed")
+def embed_shape(call: FunctionCall) -> list:
+    return [tuple(call.input_shapes[0]) + tuple(call.input_shapes[1][1:])]
+
+
+@onnx_lowering("Embed")
+def embed(ctx: LoweringContext) -> None:
+    ctx.node("Gather", [ctx.inputs[1], ctx.op("Cast", ctx.inputs[0], to=7)], ctx.outputs[:1], axis=0)
