@@ -97,13 +97,27 @@ class Predictor:
         Returns a numpy array for one output, else a dict keyed by output variable name; a single
         sample gives results without the batch dimension.
         """
-        feeds, single = self._prepare(data, resize)
+        ready = self._ready_array(data)
+        feeds, single = ready if ready is not None else self._prepare(data, resize)
         results = self._run(feeds)
         if single:
             results = [r[0] for r in results]
         if len(results) == 1:
             return results[0]
         return {o.name: r for o, r in zip(self.outputs, results)}
+
+    def _ready_array(self, data: Any) -> tuple[dict[str, np.ndarray], bool] | None:
+        """Feeds for a contiguous float32 array already shaped like the only input (or a batch of
+        it), skipping the general conversion; the same result as ``_prepare`` gives."""
+        if type(data) is not np.ndarray or data.dtype != np.float32 or not data.flags.c_contiguous \
+                or len(self.inputs) != 1:
+            return None
+        info = self.inputs[0]
+        if data.shape == info.shape:
+            return {info.name: data[None]}, True
+        if data.shape[1:] == info.shape:
+            return {info.name: data}, False
+        return None
 
     def predict_batches(self, samples: Iterable[Any], batch_size: int = 64, *, resize: bool = False) -> Iterator[Any]:
         """Predict a stream of single samples, ``batch_size`` at a time; yields one result per sample."""

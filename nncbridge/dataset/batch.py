@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,19 +129,23 @@ def _prepare_row(bindings: list[tuple[TensorInfo, list[Column]]], table: Dataset
 
 def _prefetched(pool: ThreadPoolExecutor, rows: Iterator[tuple[int, list[str]]],
                 prepare: Callable[[tuple[int, list[str]]], _Prepared], batch_size: int) -> Iterator[list[_Prepared]]:
-    """Chunks of prepared rows; the next two chunks decode while the caller runs the current one."""
-    pending: deque[list[Future[_Prepared]]] = deque()
+    """Chunks of prepared rows; the next chunks decode while the caller runs the current one.
+
+    Work is handed out in slices of a chunk, not row by row: one future per row cost more than
+    decoding a small image."""
+    pending: deque[list[Future[list[_Prepared]]]] = deque()
+    workers = max(1, getattr(pool, "_max_workers", 1))
     exhausted = False
 
+    def prepare_all(items: list[tuple[int, list[str]]]) -> list[_Prepared]:
+        return [prepare(item) for item in items]
+
     def submit_chunk() -> bool:
-        futures = []
-        for item in rows:
-            futures.append(pool.submit(prepare, item))
-            if len(futures) == batch_size:
-                break
-        if futures:
-            pending.append(futures)
-        return len(futures) == batch_size
+        items = list(islice(rows, batch_size))
+        if items:
+            step = -(-len(items) // workers)
+            pending.append([pool.submit(prepare_all, items[i:i + step]) for i in range(0, len(items), step)])
+        return len(items) == batch_size
 
     try:
         while True:
@@ -148,7 +153,7 @@ def _prefetched(pool: ThreadPoolExecutor, rows: Iterator[tuple[int, list[str]]],
                 exhausted = not submit_chunk()
             if not pending:
                 return
-            yield [f.result() for f in pending.popleft()]
+            yield [prepared for f in pending.popleft() for prepared in f.result()]
     finally:
         for futures in pending:
             for f in futures:

@@ -19,7 +19,8 @@ class OnnxRuntimeBackend:
 
         from ..export.onnx_export import to_onnx
 
-        proto = to_onnx(model, executor.name, opset=opset)
+        # Only the serialized copy may live while onnxruntime builds its own: it bounds peak memory.
+        serialized = to_onnx(model, executor.name, opset=opset).SerializeToString()
         options = ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
@@ -29,10 +30,11 @@ class OnnxRuntimeBackend:
         options.enable_cpu_mem_arena = bool(memory_arena)
         options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(proto.SerializeToString(), options,
+            self.session = ort.InferenceSession(serialized, options,
                                                 providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BackendError(f"onnxruntime cannot load the converted model: {e}") from None
+        del serialized
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
