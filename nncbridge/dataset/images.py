@@ -47,10 +47,11 @@ def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize:
     channels = shape[0] if len(shape) == 3 else 1
     height, width = shape[-2], shape[-1]
     sixteen_bit = image.mode in ("I;16", "I;16B", "I;16L", "I")
-    if channels == 1:
-        pixels = np.asarray(image if sixteen_bit else image.convert("L"))
+    wanted = "L" if channels == 1 else "RGB"
+    if image.mode == wanted or (sixteen_bit and channels == 1):
+        pixels = np.asarray(image)
     else:
-        pixels = np.asarray(image.convert("RGB"))
+        pixels = np.asarray(image.convert(wanted))
     if pixels.shape[:2] != (height, width):
         if not resize:
             raise InputError(f"{what}: image is {pixels.shape[1]}x{pixels.shape[0]} (WxH), the input needs "
@@ -67,7 +68,14 @@ def pixels_to_input(pixels: np.ndarray, shape: tuple[int, ...], normalize: bool,
         pixels = pixels.transpose(2, 0, 1)
     elif len(shape) == 3:
         pixels = pixels[None]
+    if pixels.dtype == np.uint8:
+        # The same float32 values as nnabla's uint8 * (1/255) in float64, by table lookup.
+        return (_SCALED_UINT8 if normalize else _UINT8)[pixels].reshape(shape)
     data = pixels.astype(np.float64)
     if normalize:
         data = data * (1.0 / full_scale)
     return data.astype(np.float32).reshape(shape)
+
+
+_UINT8 = np.arange(256, dtype=np.float32)
+_SCALED_UINT8 = (np.arange(256, dtype=np.float64) * (1.0 / 255.0)).astype(np.float32)

@@ -21,7 +21,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, bytes, Sequence[PathLike]]
 
 MAX_MEMBERS = 100_000
-MAX_NETWORK_BYTES = 512 << 20
+MAX_PARTS = 1000  # network/parameter members parsed and merged; real archives have two or three
+MAX_NETWORK_BYTES = 16 << 20  # parsing protobuf text takes ~0.5 s per MiB; real networks are < 1 MiB
 MAX_PARAMETER_BYTES = 8 << 30
 MAX_COMPRESSION_RATIO = 1000
 # Real parameters (float32) barely compress and network text compresses ~10:1, so a big member
@@ -101,6 +102,8 @@ def _kind_of(name: str) -> str | None:
 
 
 def _parts_from_files(paths: list[Path]) -> tuple[list[_Part], str, list[str]]:
+    if len(paths) > MAX_PARTS:
+        raise FormatError(f"{len(paths)} NNP parts given (at most {MAX_PARTS})")
     parts = []
     for path in paths:
         kind = _kind_of(path.name)
@@ -126,6 +129,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 def _check_member_name(label: str, name: str) -> None:
     normalized = name.replace("\\", "/")
+    if not name:
+        raise UnsafeArchiveError(f"{label}: a member has an empty name")
     if "\x00" in name:
         raise UnsafeArchiveError(f"{label}: member name {name!r} contains a NUL byte")
     if normalized.startswith("/") or _DRIVE.match(normalized):
@@ -161,6 +166,8 @@ def _parts_from_zip(f: Any, label: str) -> tuple[list[_Part], str, list[str]]:
                 raise UnsafeArchiveError(f"{label}: member {info.filename!r} appears twice")
             seen.add(info.filename)
             wanted.append((info, kind))
+            if len(wanted) > MAX_PARTS:
+                raise UnsafeArchiveError(f"{label}: more than {MAX_PARTS} network/parameter members")
         parts = [_Part(f"{label}:{info.filename}", kind, _read_member(archive, info, kind, label))
                  for info, kind in wanted]
         return parts, label, [i.filename for i in infos]
@@ -232,14 +239,16 @@ def _describe_parse_error(e: Any) -> str:
 def _merge_binary(part: _Part, msg: Any, warnings: list[str]) -> None:
     from google.protobuf.message import DecodeError
 
-    scratch = type(msg)()
+    # Parse straight into an empty message: a scratch copy doubles peak memory for big parameters.
+    target = msg if not msg.ListFields() else type(msg)()
     try:
-        scratch.MergeFromString(part.data)
+        target.MergeFromString(part.data)
     except (DecodeError, RecursionError, ValueError, RuntimeError) as e:
         raise FormatError(f"{part.name}: not a valid NNP protobuf ({e or 'decode error'})") from None
-    for where in _unknown_fields(scratch):
+    for where in _unknown_fields(target):
         warnings.append(f"{part.name}: unknown field(s) in {where} (ignored)")
-    msg.MergeFrom(scratch)
+    if target is not msg:
+        msg.MergeFrom(target)
 
 
 def _has_unknown(msg: Any) -> bool:

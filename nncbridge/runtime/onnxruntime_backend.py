@@ -20,7 +20,7 @@ class OnnxRuntimeBackend:
         from ..export.onnx_export import to_onnx
 
         # Only the serialized copy may live while onnxruntime builds its own: it bounds peak memory.
-        serialized = to_onnx(model, executor.name, opset=opset).SerializeToString()
+        serialized = to_onnx(model, executor.name, opset=opset, check=False).SerializeToString()
         options = ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)

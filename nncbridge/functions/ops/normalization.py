@@ -80,12 +80,37 @@ def _bn_core(ctx: LoweringContext) -> str:
     stat_axes = [d for d in range(len(x_shape)) if d not in axes]
     if ctx.param("batch_stat") or mean is None or var is None:
         mean, var = _batch_stats(ctx, ctx.inputs[0], stat_axes)
+    elif axes == [1] and len(x_shape) >= 2:
+        folded = _stored_statistics_node(ctx, beta, gamma, mean, var, eps)
+        if folded is not None:
+            return folded
     y = _normalize(ctx, ctx.inputs[0], mean, var, eps)
     if gamma is not None:
         y = ctx.op("Mul", y, gamma)
     if beta is not None:
         y = ctx.op("Add", y, beta)
     return y
+
+
+def _stored_statistics_node(ctx: LoweringContext, beta: str | None, gamma: str | None, mean: str, var: str,
+                            eps: float) -> str | None:
+    """ONNX BatchNormalization over channel axis 1 when every statistic is a stored constant:
+    onnxruntime folds it into a preceding Conv, which the element-wise form prevents."""
+    values = {}
+    for key, name in (("beta", beta), ("gamma", gamma), ("mean", mean), ("var", var)):
+        if name is None:
+            continue
+        value = ctx.builder.constant_values.get(name)
+        if value is None:
+            return None
+        values[key] = np.asarray(value, dtype=np.float32).reshape(-1)
+    channels = ctx.input_shapes[0][1]
+    if any(v.size != channels for v in values.values()):
+        return None
+    scale = values.get("gamma", np.ones(channels, np.float32))
+    bias = values.get("beta", np.zeros(channels, np.float32))
+    return ctx.op("BatchNormalization", ctx.inputs[0], ctx.const(scale, hint="scale"), ctx.const(bias, hint="bias"),
+                  ctx.const(values["mean"], hint="mean"), ctx.const(values["var"], hint="var"), epsilon=eps)
 
 
 @onnx_lowering("BatchNormalization")
