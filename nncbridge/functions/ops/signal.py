@@ -71,16 +71,21 @@ def _window(kind: str, window_size: int, fft_size: int) -> np.ndarray:
     return window
 
 
-@onnx_lowering("STFT")
-def stft(ctx: LoweringContext) -> None:
-    if ctx.param("as_istft_backward", False):
-        raise ctx.unsupported("as_istft_backward=True (the gradient of ISTFT) is not exportable")
+def _fourier_setup(ctx: LoweringContext, backward_flag: str, other: str) -> tuple:
+    """(window_size, stride, fft_size, window, frequency grid, time grid) shared by STFT and ISTFT."""
+    if ctx.param(backward_flag, False):
+        raise ctx.unsupported(f"{backward_flag}=True (the gradient of {other}) is not exportable")
     window_size, stride, fft = _stft_args(ctx.call)
     kind = ctx.param("window_type", "hanning") or "hanning"
     if kind not in ("hanning", "hamming", "rectangular"):
         raise ctx.unsupported(f"window_type {kind!r}")
-    window = _window(kind, window_size, fft)
     w, t = np.meshgrid(np.arange(fft // 2 + 1), np.arange(fft), indexing="ij")
+    return window_size, stride, fft, _window(kind, window_size, fft), w, t
+
+
+@onnx_lowering("STFT")
+def stft(ctx: LoweringContext) -> None:
+    window_size, stride, fft, window, w, t = _fourier_setup(ctx, "as_istft_backward", "ISTFT")
     angle = 2 * np.pi * w * t / fft
     real = (np.cos(angle) * window).reshape(fft // 2 + 1, 1, fft)
     imag = (-np.sin(angle) * window).reshape(fft // 2 + 1, 1, fft)
@@ -138,14 +143,7 @@ def fft(ctx: LoweringContext) -> None:
 
 @onnx_lowering("ISTFT")
 def istft(ctx: LoweringContext) -> None:
-    if ctx.param("as_stft_backward", False):
-        raise ctx.unsupported("as_stft_backward=True (the gradient of STFT) is not exportable")
-    window_size, stride, fft = _stft_args(ctx.call)
-    kind = ctx.param("window_type", "hanning") or "hanning"
-    if kind not in ("hanning", "hamming", "rectangular"):
-        raise ctx.unsupported(f"window_type {kind!r}")
-    window = _window(kind, window_size, fft)
-    w, t = np.meshgrid(np.arange(fft // 2 + 1), np.arange(fft), indexing="ij")
+    window_size, stride, fft, window, w, t = _fourier_setup(ctx, "as_stft_backward", "STFT")
     alpha = np.where((w == 0) | (w == fft // 2), 1.0, 2.0) / fft
     angle = 2 * np.pi * w * t / fft
     cos = (alpha * np.cos(angle) * window).reshape(fft // 2 + 1, 1, fft)
