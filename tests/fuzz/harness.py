@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import random
 import resource
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 TIME_LIMIT = 5.0
+# Each case writes its model and ONNX output; on tmpfs the atomic writer's fsync costs nothing.
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 MEMORY_LIMIT = 1 << 30
 
 
@@ -56,9 +60,22 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
     from tests.fuzz.mutate import mutate_nnp
 
+    try:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)
+    except ImportError:
+        pass
     pid = os.getpid()
+    parent = os.getppid()
+    home = os.getcwd()
     while True:
-        case = tasks.get()
+        try:
+            case = tasks.get(timeout=2.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return  # the campaign is gone
+            continue
         if case is None:
             return
         results.put(("start", pid, case))
@@ -66,13 +83,14 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
         data = seeds[case % len(seeds)]
         for _ in range(rng.choice([1, 1, 1, 2, 3])):
             data = mutate_nnp(rng, data)
-        with tempfile.TemporaryDirectory(prefix="nncbridge-fuzz-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="nncbridge-fuzz-", dir=_SCRATCH) as tmp:
             root = Path(tmp)
             (root / "in").mkdir()
             (root / "out").mkdir()
             model = root / "in" / "model.nnp"
             model.write_bytes(data)
             before = _snapshot(root)
+            os.chdir(root)  # relative paths a hostile file might smuggle in land here, where they are seen
             start = time.perf_counter()
             try:
                 status, detail = exercise(model, root / "out"), ""
@@ -81,6 +99,7 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
             except Exception:
                 status, detail = "failure", traceback.format_exc(limit=6)
             seconds = time.perf_counter() - start
+            os.chdir(home)
             stray = _snapshot(root) - before - {"out/out.onnx"}
             if stray:
                 status, detail = "failure", f"wrote unexpected files: {sorted(stray)}"
@@ -94,10 +113,12 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
             return  # the parent starts a fresh worker
 
 
-def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progress: bool = False) -> list[Outcome]:
-    """Run ``cases`` (each an integer seed) over mutations of ``seed_files``; returns every outcome."""
-    import queue
+def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progress: bool = False,
+                 deadline: float | None = None, on_failure: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run ``cases`` (each an integer seed) over mutations of ``seed_files``; returns the outcomes.
 
+    With ``deadline`` (a ``time.time()`` value) the run stops then and returns the cases finished so far.
+    """
     seeds = [p.read_bytes() for p in seed_files]
     ctx = mp.get_context("spawn")
     tasks: mp.Queue = ctx.Queue()
@@ -116,6 +137,13 @@ def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progres
     for _ in range(workers):
         start_worker()
     while len(outcomes) < len(cases):
+        if deadline is not None and time.time() > deadline:
+            for proc in procs.values():
+                proc.kill()
+            for proc in procs.values():
+                proc.join()
+            procs.clear()
+            break
         try:
             kind, pid, payload = results.get(timeout=1.0)
             if kind == "start":
@@ -123,7 +151,9 @@ def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progres
             else:
                 running.pop(pid, None)
                 outcomes[payload.case] = payload
-                if progress and len(outcomes) % 1000 == 0:
+                if on_failure is not None and payload.status == "failure":
+                    on_failure(payload)
+                if progress and len(outcomes) % 5000 == 0:
                     failures = sum(o.status == "failure" for o in outcomes.values())
                     print(f"{len(outcomes)} cases, {failures} failures", flush=True)
         except queue.Empty:
@@ -139,17 +169,53 @@ def run_campaign(seed_files: list[Path], cases: range, workers: int = 2, progres
                 if case_started is not None:
                     reason = "hung (killed)" if hung else f"worker died (exit code {proc.exitcode})"
                     outcomes[case_started[0]] = Outcome(case_started[0], "failure", reason, now - case_started[1])
+                    if on_failure is not None:
+                        on_failure(outcomes[case_started[0]])
                     running.pop(pid, None)
                 del procs[pid]
                 if len(outcomes) < len(cases):
                     start_worker()
+    tasks.cancel_join_thread()  # cases left unread after a deadline must not block this process's exit
     for _ in procs:
         tasks.put(None)
     for proc in procs.values():
         proc.join(timeout=5)
         if proc.is_alive():
             proc.kill()
-    return [outcomes[c] for c in cases]
+    return [outcomes[c] for c in cases if c in outcomes]
+
+
+def derived_seeds(seed_files: list[Path], folder: Path) -> list[Path]:
+    """Each seed rewritten with h5 parameters, and with a binary-protobuf network, into ``folder``."""
+    import zipfile
+
+    import nncbridge
+    from nncbridge.format.schema import new_nnp_message
+
+    made = []
+    for path in seed_files:
+        try:
+            model = nncbridge.read(path)
+            h5 = folder / f"{path.stem}-h5.nnp"
+            nncbridge.write(model, h5, parameter_format="h5")
+            made.append(h5)
+            text_copy = folder / f"{path.stem}-text.nnp"
+            nncbridge.write(model, text_copy)
+            from google.protobuf import text_format
+
+            with zipfile.ZipFile(text_copy) as z:
+                msg = new_nnp_message()
+                text_format.Merge(z.read("network.nntxt").decode(), msg)
+                params = z.read("parameter.protobuf")
+            binary = folder / f"{path.stem}-binary.nnp"
+            with zipfile.ZipFile(binary, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("nnp_version.txt", "0.1\n")
+                z.writestr("network.protobuf", msg.SerializeToString())
+                z.writestr("parameter.protobuf", params)
+            made.append(binary)
+        except nncbridge.NncBridgeError:
+            continue
+    return made
 
 
 def default_seed_files() -> list[Path]:
@@ -157,3 +223,9 @@ def default_seed_files() -> list[Path]:
     candidates = sorted((root.parent / "shared" / "console-exports").glob("*/*.nnp"))
     candidates += sorted((root / "sample_projects").glob("*/*.nnp"))
     return candidates
+
+
+def campaign_seeds(folder: Path) -> list[Path]:
+    """The real seed files plus their h5 / binary-network rewrites (written into ``folder``)."""
+    seeds = default_seed_files()
+    return seeds + derived_seeds(seeds, folder)
