@@ -432,3 +432,16 @@ def test_generator_lengths_are_bounded(tmp_path, param):
     text = network(var("y", 4), f'function {{ name: "f" type: "{fn_type}" output: "y" {param} }}', inputs=())
     results = run_everything(write_nnp(tmp_path / "m.nnp", text))
     assert {"convert", "predict"} <= set(_errors(results))
+
+
+def test_parameter_stored_with_another_shape_is_refused_before_conversion(tmp_path):
+    """The declared (3,) bias is stored as (4,): conversion names the parameter and both shapes."""
+    import numpy as np
+
+    import nncbridge
+    from tests.models import affine_nntxt, write_nnp
+
+    path = write_nnp(tmp_path / "bad.nnp", affine_nntxt(2, 3),
+                     {"Affine/affine/W": np.zeros((2, 3), np.float32), "Affine/affine/b": np.zeros(4, np.float32)})
+    with pytest.raises(nncbridge.UnsupportedFunctionError, match=r"'Affine/affine/b'.*\(3,\).*\(4,\)"):
+        nncbridge.to_onnx(path)

@@ -118,6 +118,10 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
     _add_generators(builder, network, exe, batch_size)
 
     failures: list[str] = []
+    for name in sorted({n for fn in functions for n in fn.inputs if n in model.parameters and n in network.variables}):
+        declared, stored = network.variables[name].shape, model.parameters[name].data.shape
+        if declared and tuple(declared) != tuple(stored):
+            failures.append(f"parameter {name!r}: declared with shape {tuple(declared)}, stored with {tuple(stored)}")
     for fn in functions:
         where = f"{fn.name} ({fn.type})"
         spec = function_spec(fn.type)
