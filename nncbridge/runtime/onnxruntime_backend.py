@@ -28,7 +28,9 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = int(inter_op_num_threads)
         # The arena keeps peak-sized buffers alive between calls; without it memory follows the batch.
         options.enable_cpu_mem_arena = bool(memory_arena)
-        options.log_severity_level = 3
+        # Errors reach the caller as BackendError with onnxruntime's message; keep its logger quiet.
+        options.log_severity_level = 4
+        ort.set_default_logger_severity(4)
         try:
             self.session = ort.InferenceSession(serialized, options,
                                                 providers=providers or ["CPUExecutionProvider"])
