@@ -134,34 +134,29 @@ def _batch_axes(ctx: LoweringContext) -> list[int]:
     return norm_axes(ctx.params.get("batch_axis") if ctx.params.get("batch_axis") is not None else [0], ndim)
 
 
-@onnx_lowering("LayerNormalization")
-def layer_normalization(ctx: LoweringContext) -> None:
+def _normalize_all_but(ctx: LoweringContext, keep: set[int]) -> None:
+    """Normalize over every axis not in ``keep`` with the run's own statistics, then scale and shift."""
     ndim = len(ctx.input_shapes[0])
-    keep = set(_batch_axes(ctx))
     beta, gamma, _ = _affine_inputs(ctx)
     mean, var = _batch_stats(ctx, ctx.inputs[0], [d for d in range(ndim) if d not in keep])
     y = _normalize(ctx, ctx.inputs[0], mean, var, float(ctx.param("eps", 1e-5)))
     _scale_shift(ctx, y, beta, gamma, ctx.outputs[:1])
+
+
+@onnx_lowering("LayerNormalization")
+def layer_normalization(ctx: LoweringContext) -> None:
+    _normalize_all_but(ctx, set(_batch_axes(ctx)))
 
 
 @onnx_lowering("InstanceNormalization")
 def instance_normalization(ctx: LoweringContext) -> None:
-    ndim = len(ctx.input_shapes[0])
-    keep = set(_batch_axes(ctx)) | set(norm_axes([ctx.param("channel_axis", 1)], ndim))
-    beta, gamma, _ = _affine_inputs(ctx)
-    mean, var = _batch_stats(ctx, ctx.inputs[0], [d for d in range(ndim) if d not in keep])
-    y = _normalize(ctx, ctx.inputs[0], mean, var, float(ctx.param("eps", 1e-5)))
-    _scale_shift(ctx, y, beta, gamma, ctx.outputs[:1])
+    channel = norm_axes([ctx.param("channel_axis", 1)], len(ctx.input_shapes[0]))
+    _normalize_all_but(ctx, set(_batch_axes(ctx)) | set(channel))
 
 
 @onnx_lowering("TensorNormalization")
 def tensor_normalization(ctx: LoweringContext) -> None:
-    ndim = len(ctx.input_shapes[0])
-    keep = set(norm_axes(ctx.param("axes") or [1], ndim))
-    beta, gamma, _ = _affine_inputs(ctx)
-    mean, var = _batch_stats(ctx, ctx.inputs[0], [d for d in range(ndim) if d not in keep])
-    y = _normalize(ctx, ctx.inputs[0], mean, var, float(ctx.param("eps", 1e-5)))
-    _scale_shift(ctx, y, beta, gamma, ctx.outputs[:1])
+    _normalize_all_but(ctx, set(norm_axes(ctx.param("axes") or [1], len(ctx.input_shapes[0]))))
 
 
 @onnx_lowering("GroupNormalization")
