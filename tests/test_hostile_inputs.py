@@ -445,3 +445,15 @@ def test_parameter_stored_with_another_shape_is_refused_before_conversion(tmp_pa
                      {"Affine/affine/W": np.zeros((2, 3), np.float32), "Affine/affine/b": np.zeros(4, np.float32)})
     with pytest.raises(nncbridge.UnsupportedFunctionError, match=r"'Affine/affine/b'.*\(3,\).*\(4,\)"):
         nncbridge.to_onnx(path)
+
+
+def test_arguments_a_lowering_rejects_become_a_conversion_error(tmp_path):
+    """Fuzz case 142563: a Softmax axis beyond its input's rank reached the lowering as a ValueError."""
+    import nncbridge
+    from tests.models import identity_nntxt, write_nnp
+
+    text = identity_nntxt((3,)).replace('type: "Identity" input: "Input" output: "Identity" }',
+                                        'type: "Softmax" input: "Input" output: "Identity" softmax_param { axis: 2 } }')
+    path = write_nnp(tmp_path / "softmax.nnp", text)
+    with pytest.raises(nncbridge.NncBridgeError, match="axis 2"):
+        nncbridge.to_onnx(path)

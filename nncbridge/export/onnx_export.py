@@ -161,6 +161,10 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         except UnsupportedFunctionError as e:
             del builder.nodes[before:]
             failures.append(f"{where}: {e}")
+        except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError, OverflowError) as e:
+            # Arguments a lowering cannot make sense of (an axis beyond the input's rank, ...).
+            del builder.nodes[before:]
+            failures.append(f"{where}: invalid arguments for inputs {ctx.input_shapes}: {e}")
     if failures:
         raise UnsupportedFunctionError(
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
