@@ -30,14 +30,19 @@ def same_shapes(call: FunctionCall) -> list:
     return [tuple(a)]
 
 
-@shape_rule("SoftmaxCrossEntropy", "CategoricalCrossEntropy", "TopNError")
-def label_shape(call: FunctionCall) -> list:
+def checked_label_shape(call: FunctionCall) -> tuple[int, tuple[int, ...]]:
+    """(class axis, label shape) after checking the label is x's shape with 1 on the class axis."""
     x, label = call.input_shapes[0], call.input_shapes[1]
     axis = _axis(call, len(x))
     want = tuple(1 if i == axis else d for i, d in enumerate(x))
     if tuple(label) != want:
         raise ValueError(f"target must have shape {want} (x's shape with 1 on axis {axis}), got {label}")
-    return [want]
+    return axis, want
+
+
+@shape_rule("SoftmaxCrossEntropy", "CategoricalCrossEntropy", "TopNError")
+def label_shape(call: FunctionCall) -> list:
+    return [checked_label_shape(call)[1]]
 
 
 @shape_rule("KLMultinomial")

@@ -5,7 +5,7 @@ import numpy as np
 
 from ...export.context import LoweringContext
 from ..registry import FunctionCall, onnx_lowering, shape_rule
-from .loss import _axis
+from .loss import _axis, checked_label_shape
 
 DOC_NOTES = {
     "ConfusionMatrix": "Summed over all samples: a (classes, classes) matrix, rows = label, columns = arg max.",
@@ -34,12 +34,9 @@ def top_n_error(ctx: LoweringContext) -> None:
 
 @shape_rule("ConfusionMatrix")
 def confusion_matrix_shape(call: FunctionCall) -> list:
-    x, label = call.input_shapes[0], call.input_shapes[1]
-    axis = _axis(call, len(x))
-    want = tuple(1 if i == axis else d for i, d in enumerate(x))
-    if tuple(label) != want:
-        raise ValueError(f"target must have shape {want}, got {label}")
-    return [(x[axis], x[axis])]
+    axis, _ = checked_label_shape(call)
+    classes = call.input_shapes[0][axis]
+    return [(classes, classes)]
 
 
 @onnx_lowering("ConfusionMatrix")
