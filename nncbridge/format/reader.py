@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import FormatError, UnsafeArchiveError
 from ..model.graph import Model, Parameter
 from .messages import model_from_message
-from .schema import new_nnp_message
+from .schema import message_class, new_nnp_message
+from .wire import WireError, split_parameters
 
 PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, bytes, Sequence[PathLike]]
@@ -283,17 +284,48 @@ def _check_shape(where: str, dims: Sequence[int], batch_placeholder: bool) -> No
 
 def _parameters_from_message(msg: Any, label: str, params: dict[str, Parameter], warnings: list[str]) -> None:
     for p in msg.parameter:
-        dims = tuple(int(d) for d in p.shape.dim)
-        where = f"{label}: parameter {p.variable_name!r}"
-        _check_shape(where, dims, batch_placeholder=False)
-        expected = int(np.prod(dims, dtype=np.int64)) if dims else 1
-        if len(p.data) != expected:
-            raise FormatError(f"{where}: shape {dims} needs {expected} values, the file holds {len(p.data)}")
-        if p.variable_name in params:
-            warnings.append(f"{where}: stored twice; the last one is used")
-        data = np.array(p.data, dtype=np.float32).reshape(dims)
-        params[p.variable_name] = Parameter(p.variable_name, data, bool(p.need_grad))
+        _add_parameter(p, np.array(p.data, dtype=np.float32), label, params, warnings)
     del msg.parameter[:]
+
+
+def _add_parameter(p: Any, values: np.ndarray, label: str, params: dict[str, Parameter], warnings: list[str]) -> None:
+    """``p``: a Parameter message whose values are ``values`` (its own ``data`` is ignored)."""
+    dims = tuple(int(d) for d in p.shape.dim)
+    where = f"{label}: parameter {p.variable_name!r}"
+    _check_shape(where, dims, batch_placeholder=False)
+    expected = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    if values.size != expected:
+        raise FormatError(f"{where}: shape {dims} needs {expected} values, the file holds {values.size}")
+    if p.variable_name in params:
+        warnings.append(f"{where}: stored twice; the last one is used")
+    params[p.variable_name] = Parameter(p.variable_name, values.reshape(dims), bool(p.need_grad))
+
+
+def _read_binary(part: _Part, msg: Any, params: dict[str, Parameter], warnings: list[str]) -> bool:
+    """Merge a binary part into ``msg`` and its parameters into ``params``; True if it held any.
+
+    Parameter values are taken from the encoded bytes directly (see ``wire``): one copy of the
+    values in memory instead of three. Anything unusual goes through the protobuf library."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        rest, raw_parameters = split_parameters(part.data)
+    except WireError:
+        _merge_binary(part, msg, warnings)
+        found = len(msg.parameter) > 0
+        _parameters_from_message(msg, part.name, params, warnings)
+        return found
+    part.data = rest
+    _merge_binary(part, msg, warnings)
+    parameter_class = message_class("Parameter")
+    for raw in raw_parameters:
+        p = parameter_class()
+        try:
+            p.MergeFromString(raw.other_fields)
+        except (DecodeError, RecursionError, ValueError, RuntimeError) as e:
+            raise FormatError(f"{part.name}: not a valid NNP protobuf ({e or 'decode error'})") from None
+        _add_parameter(p, raw.values(), part.name, params, warnings)
+    return bool(raw_parameters) or len(msg.parameter) > 0
 
 
 def _parameters_from_h5(part: _Part, params: dict[str, Parameter], warnings: list[str]) -> None:
@@ -358,13 +390,13 @@ def _assemble(parts: list[_Part], label: str, members: list[str]) -> Model:
                 param_formats.append("text")
             _parameters_from_message(msg, part.name, params, warnings)
         elif part.kind == "binary":
-            _merge_binary(part, msg, warnings)
-            if len(msg.parameter):
+            if _read_binary(part, msg, params, warnings):
                 param_formats.append("protobuf")
             _parameters_from_message(msg, part.name, params, warnings)
         elif part.kind == "h5":
             _parameters_from_h5(part, params, warnings)
             param_formats.append("h5")
+        part.data = b""  # the only reference: parameters of big models should not stay in memory twice
     model = model_from_message(msg)
     for net in model.networks.values():
         for var in net.variables.values():
