@@ -9,16 +9,21 @@ from ..errors import UnsupportedFunctionError
 from ..functions.registry import FunctionCall
 from ..model.graph import Shape
 
+EXTERNAL_MIN_BYTES = 1024
+
 
 class GraphBuilder:
     """Accumulates ONNX nodes and initializers; hands out unique tensor names."""
 
-    def __init__(self, opset: int) -> None:
+    def __init__(self, opset: int, external_weights: bool = False) -> None:
         import onnx  # noqa: F401  (fail early with a clear ImportError)
 
         self.opset = opset
         self.nodes: list[Any] = []
         self.initializers: dict[str, Any] = {}
+        # With external_weights, big initializers only name their data; the arrays are kept here
+        # for a runtime to take without copies (onnxruntime's add_external_initializers).
+        self.external_arrays: dict[str, np.ndarray] | None = {} if external_weights else None
         self.constant_values: dict[str, np.ndarray] = {}
         self.used_names: set[str] = set()
         self._counter = 0
@@ -32,10 +37,18 @@ class GraphBuilder:
                 return name
 
     def add_initializer(self, name: str, value: np.ndarray) -> str:
-        from onnx import numpy_helper
+        from onnx import TensorProto, helper, numpy_helper
 
         self.used_names.add(name)
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value).reshape(np.shape(value)), name)
+        array = np.ascontiguousarray(value).reshape(np.shape(value))
+        if self.external_arrays is not None and array.nbytes >= EXTERNAL_MIN_BYTES:
+            tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
+                                 dims=array.shape, data_location=TensorProto.EXTERNAL)
+            tensor.external_data.add(key="location", value=name)
+            self.external_arrays[name] = array
+            self.initializers[name] = tensor
+        else:
+            self.initializers[name] = numpy_helper.from_array(array, name)
         self.constant_values[name] = value
         return name
 

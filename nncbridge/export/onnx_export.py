@@ -78,6 +78,19 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
 
     ``check=False`` skips onnx's full checker (a runtime that loads the result validates it anyway).
     """
+    return _convert(model_or_path, executor, opset, batch_size, check, external_weights=False)[0]
+
+
+def to_onnx_with_external_weights(model: Model, executor: str | None = None, opset: int | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """``to_onnx`` for a runtime in the same process: initializers of 1 KiB or more are left out of
+    the proto (marked external, located by their own name) and returned as arrays, uncopied."""
+    proto, arrays = _convert(model, executor, opset, None, False, external_weights=True)
+    return proto, arrays or {}
+
+
+def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executor: str | None,
+             opset: int | None, batch_size: int | None, check: bool,
+             external_weights: bool) -> tuple[Any, dict[str, np.ndarray] | None]:
     try:
         import onnx
         from onnx import TensorProto, helper
@@ -108,7 +121,7 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
         report = infer_shapes(model, network, shape_batch)
     functions = needed_functions(network, [o.variable for o in exe.outputs])
 
-    builder = GraphBuilder(opset)
+    builder = GraphBuilder(opset, external_weights)
     data_names = {d.variable for d in exe.data}
     builder.used_names.update(network.variables)
     for fn in functions:
@@ -179,12 +192,18 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
             shape[0] = BATCH_DIM
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
+    _fold_identities(builder.nodes, {d.variable for d in exe.data} | {o.variable for o in exe.outputs})
+    # Parameters a lowering folded into new constants (stored batch-norm statistics, ...) are dropped.
+    used = {name for node in builder.nodes for name in node.input} | {o.variable for o in exe.outputs}
+    initializers = {name: t for name, t in builder.initializers.items() if name in used}
+    external = None if builder.external_arrays is None else \
+        {name: a for name, a in builder.external_arrays.items() if name in initializers}
     graph = helper.make_graph(
         builder.nodes,
         network.name,
         [value_info(d.variable) for d in exe.data],
         [value_info(o.variable) for o in exe.outputs],
-        initializer=list(builder.initializers.values()),
+        initializer=list(initializers.values()),
     )
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nncbridge",
@@ -192,12 +211,36 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     _add_metadata(proto, model, exe)
     if not check:
-        return proto
+        return proto, external
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ConversionError(f"{model.source.path}: the ONNX graph failed onnx's checker: {e}") from None
-    return proto
+    return proto, external
+
+
+def _fold_identities(nodes: list[Any], boundary: set[str]) -> None:
+    """Drop the ``Identity`` nodes that only rename a lowering's last result to the variable name,
+    by giving the producing node that name directly."""
+    producer = {out: node for node in nodes for out in node.output}
+    uses: dict[str, int] = {}
+    for node in nodes:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    dropped = []
+    for node in nodes:
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx"):
+            continue
+        source = node.input[0]
+        if source in boundary or uses.get(source) != 1 or source not in producer:
+            continue
+        outputs = producer[source].output
+        outputs[list(outputs).index(source)] = node.output[0]
+        producer[node.output[0]] = producer.pop(source)
+        dropped.append(node)
+    if dropped:
+        ids = {id(n) for n in dropped}
+        nodes[:] = [n for n in nodes if id(n) not in ids]
 
 
 def _add_generators(builder: GraphBuilder, network: Network, exe: Executor, batch_size: int | None) -> None:

@@ -17,11 +17,17 @@ class OnnxRuntimeBackend:
                  memory_arena: bool = False, opset: int | None = None) -> None:
         import onnxruntime as ort
 
-        from ..export.onnx_export import to_onnx
+        from ..export.onnx_export import to_onnx_with_external_weights
 
-        # Only the serialized copy may live while onnxruntime builds its own: it bounds peak memory.
-        serialized = to_onnx(model, executor.name, opset=opset, check=False).SerializeToString()
+        # The weights go to onnxruntime as the model's own arrays, not through a serialized copy.
+        proto, weights = to_onnx_with_external_weights(model, executor.name, opset=opset)
+        serialized = proto.SerializeToString()
+        del proto
         options = ort.SessionOptions()
+        # onnxruntime copies these while loading; the arrays can go once the session exists.
+        values = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in weights.items()}
+        if values:
+            options.add_external_initializers(list(values), list(values.values()))
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
         if inter_op_num_threads is not None:
@@ -36,7 +42,7 @@ class OnnxRuntimeBackend:
                                                 providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BackendError(f"onnxruntime cannot load the converted model: {e}") from None
-        del serialized
+        del serialized, values, weights
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -25,7 +25,7 @@ def affine(ctx: LoweringContext) -> None:
     if base_axis < 0:
         base_axis += len(x_shape)
     # Flatten keeps leading dims symbolic; Gemm needs 2-D operands.
-    flat = ctx.op("Flatten", ctx.inputs[0], axis=base_axis)
+    flat = ctx.inputs[0] if len(x_shape) == 2 and base_axis == 1 else ctx.op("Flatten", ctx.inputs[0], axis=base_axis)
     w = ctx.inputs[1]
     if len(w_shape) > 2:
         w = ctx.op("Reshape", w, ctx.ints([w_shape[0], -1]))
