@@ -367,3 +367,10 @@ def test_delay_feedback_is_not_a_cycle(tmp_path):
         '  generator_variable { variable_name: "Delay_Initial" type: "Constant" multiplier: 0.5 }\n', "")
     found = errors(_write(tmp_path, missing_generator, {}))
     assert found and all("'Delay_Initial'" in e for e in found), found
+
+
+def test_missing_parameter_is_refused_by_convert_and_load(tmp_path):
+    path = build(tmp_path, params={"fc/W": PARAMS["fc/W"]})
+    for call in (nncbridge.to_onnx, nncbridge.load):
+        with pytest.raises(nncbridge.NncBridgeError, match=r"'fc/b' is a parameter missing from the file"):
+            call(path)

@@ -131,6 +131,8 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
     _add_generators(builder, network, exe, batch_size)
 
     failures: list[str] = []
+    produced = data_names | {o for node in builder.nodes for o in node.output}  # + generators fed at run time
+    layer_outputs = {o for fn in functions for o in fn.outputs}  # a failed layer is reported by itself
     for name in sorted({n for fn in functions for n in fn.inputs if n in model.parameters and n in network.variables}):
         declared, stored = network.variables[name].shape, model.parameters[name].data.shape
         if declared and tuple(declared) != tuple(stored):
@@ -178,6 +180,17 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
             # Arguments a lowering cannot make sense of (an axis beyond the input's rank, ...).
             del builder.nodes[before:]
             failures.append(f"{where}: invalid arguments for inputs {ctx.input_shapes}: {e}")
+        else:
+            # A layer input the lowering reads must come from somewhere (some layers ignore some).
+            read = {i for node in builder.nodes[before:] for i in node.input}
+            absent = [n for n in fn.inputs if n in read and n not in produced and n not in builder.initializers
+                      and n not in layer_outputs]
+            if absent:
+                var = network.variables.get(absent[0])
+                failures.append(f"{where}: input {absent[0]!r} " + (
+                    "is a parameter missing from the file (nnabla would fill it with random values)"
+                    if var is not None and var.is_parameter else "is neither stored in the file nor computed by a layer"))
+            produced.update(o for node in builder.nodes[before:] for o in node.output)
     if failures:
         raise UnsupportedFunctionError(
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
