@@ -80,7 +80,15 @@ class Predictor:
         self._by_name = {i.name: i for i in self.inputs} | {i.data_name: i for i in self.inputs if i.data_name}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self._source, self._executor_name, self._backend_name, self._options))
+        return (_rebuild, self._rebuild_arguments())
+
+    def _rebuild_arguments(self, single_threaded: bool = False) -> tuple[Any, ...]:
+        """What ``_rebuild`` needs to make this predictor again (in another process, say);
+        ``single_threaded`` asks onnxruntime for one intra-op thread unless the caller chose."""
+        options = dict(self._options)
+        if single_threaded and self.backend == "onnxruntime":
+            options.setdefault("intra_op_num_threads", 1)
+        return (self._source, self._executor_name, self._backend_name, options)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}←{i.data_name}{list(i.shape)}" for i in self.inputs)

@@ -123,3 +123,26 @@ def test_cli_json_summary_and_exit_codes(vector_model, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "nncbridge", "predict", str(vector_model), str(tmp_path / "nope.csv"),
                           "-o", str(tmp_path / "o2.csv")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.csv" in bad.stderr
+
+
+def test_worker_processes_write_exactly_what_threads_write(tmp_path):
+    from tests.conftest import ROOT
+
+    digits = ROOT / "sample_projects" / "digits"
+    threads, processes = tmp_path / "threads.csv", tmp_path / "processes.csv"
+    predictor = nncbridge.load(digits / "digits.nnp")
+    predict_csv(predictor, digits / "data" / "test.csv", threads, batch_size=16)
+    summary = predict_csv(predictor, digits / "data" / "test.csv", processes, batch_size=16, processes=2)
+    assert summary.rows == 297 and summary.processes == 2
+    assert processes.read_bytes() == threads.read_bytes()
+
+
+def test_worker_processes_report_bad_rows_like_threads(vector_model, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("x__0,x__1\n" + "1,2\n" * 40 + "3,abc\n" + "5,6\n" * 40, encoding="utf-8")
+    out = tmp_path / "out.csv"
+    with pytest.raises(DatasetError, match=r"line 42: column 'x__1': 'abc' is not a number"):
+        predict_csv(nncbridge.load(vector_model), data, out, batch_size=8, processes=2)
+    assert not out.exists()
+    summary = predict_csv(nncbridge.load(vector_model), data, out, batch_size=8, processes=2, skip_errors=True)
+    assert summary.rows == 80 and len(summary.skipped) == 1 and "line 42" in summary.skipped[0]

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+# Below this many rows, starting worker processes (about a second) costs more than it saves.
+PROCESSES_FROM_ROWS = 20_000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,7 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"])
     p.add_argument("--executor", help="executor to run (default: the only runtime executor)")
-    p.add_argument("--workers", type=int, help="threads decoding images (default: CPU count, at most 8)")
+    p.add_argument("--workers", type=int, help="threads sharing the model when not using processes "
+                   "(default: CPU count, at most 8)")
+    p.add_argument("--processes", type=int, help="worker processes, each loading the model (default: "
+                   f"one per CPU, at most 8, for {PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
     p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
@@ -26,15 +33,20 @@ def run(args: argparse.Namespace) -> int:
 
     options = {"intra_op_num_threads": args.threads} if args.threads and args.backend != "nnabla" else {}
     predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
+    rows = count_rows(args.dataset)
+    processes = args.processes
+    if processes is None:
+        cpus = os.cpu_count() or 1
+        processes = min(cpus, 8) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
     bar = None
     if not args.quiet and not args.json and sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=count_rows(args.dataset), unit="rows", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
     try:
         summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
                               workers=args.workers, skip_errors=args.skip_errors,
-                              progress=bar.update if bar is not None else None)
+                              progress=bar.update if bar is not None else None, processes=processes)
     finally:
         if bar is not None:
             bar.close()

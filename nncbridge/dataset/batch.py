@@ -1,12 +1,20 @@
-"""Batch prediction over a Console dataset CSV, streaming, with decoding overlapped with inference."""
+"""Batch prediction over a Console dataset CSV: streamed in chunks, run on threads or worker processes.
+
+Each chunk of rows is decoded, predicted and formatted as output CSV text by one task; the tasks
+run on a thread pool sharing the caller's Predictor, or on worker processes that each rebuild it
+(decoding images is mostly Python and holds the GIL, so only processes use every core). Results
+are written in input order; at most a few chunks are in flight, so memory stays flat.
+"""
 from __future__ import annotations
 
 import csv
+import io
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -15,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import DatasetError, NncBridgeError
+from ..errors import BackendError, DatasetError, NncBridgeError
 from ..util.files import atomic_output
 from .csv_io import Column, DatasetCsv, carried_cell, cell_to_array, format_values, output_columns
 from .images import image_to_array
 
 if TYPE_CHECKING:
     from ..predictor import Predictor, TensorInfo
+
+_Rows = list[tuple[int, list[str]]]
 
 
 @dataclass
@@ -30,62 +40,165 @@ class Summary:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     output: str = ""
+    processes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "skipped": len(self.skipped), "seconds": round(self.seconds, 3),
                 "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
-                "output": self.output}
+                "output": self.output, "processes": self.processes}
 
 
-_Prepared = tuple[int, list[str], "list[np.ndarray] | None", "str | None"]
+@dataclass(frozen=True)
+class _Plan:
+    """How rows of one dataset become output text; picklable, so worker processes get it once."""
+
+    dataset: str
+    folder: Path
+    columns: tuple[Column, ...]
+    bindings: tuple[tuple[TensorInfo, tuple[Column, ...]], ...]
+    normalize: bool
+    skip_errors: bool
+
+
+@dataclass
+class _ChunkResult:
+    text: str
+    rows: int
+    errors: list[str]
 
 
 def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: str | os.PathLike[str],
                 batch_size: int = 64, workers: int | None = None, skip_errors: bool = False,
-                progress: Callable[[int], None] | None = None) -> Summary:
-    """Run ``predictor`` on every row of a Console dataset CSV; write Console's output CSV atomically."""
+                progress: Callable[[int], None] | None = None, processes: int = 0) -> Summary:
+    """Run ``predictor`` on every row of a Console dataset CSV; write Console's output CSV atomically.
+
+    ``workers``: threads sharing ``predictor`` (default: CPU count, at most 8). ``processes``: if
+    above 0, that many worker processes instead, each rebuilding the predictor from its source with
+    one onnxruntime thread; worth it for big datasets of images (start-up costs about a second). A
+    script that uses processes must guard its entry point with ``if __name__ == "__main__":``.
+    """
     if batch_size < 1:
         raise DatasetError(f"batch size must be positive, got {batch_size}")
+    if processes < 0:
+        raise DatasetError(f"processes must be 0 or more, got {processes}")
     start = time.perf_counter()
-    summary = Summary(output=os.fspath(output))
-    workers = workers or min(8, os.cpu_count() or 1)
+    summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        bindings = _bind(table, predictor)
+        plan = _Plan(str(table.path), table.folder, tuple(table.columns), _bind(table, predictor),
+                     predictor.normalize_images, skip_errors)
         header = list(table.header)
         for o in predictor.outputs:
             header += output_columns(o.data_name or o.name, o.shape)
-        prepare = partial(_prepare_row, bindings, table, predictor)
-        with atomic_output(output, "w", encoding="utf-8", newline="") as f, \
-                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nncbridge-decode") as pool:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            for chunk in _prefetched(pool, table.rows(), prepare, batch_size):
-                good = []
-                for line, cells, arrays, error in chunk:
-                    if error is None:
-                        good.append((cells, arrays))
-                    elif skip_errors:
-                        summary.skipped.append(error)
-                    else:
-                        raise DatasetError(error)
-                if good:
-                    feeds = {info.name: np.stack([arrays[k] for _, arrays in good])
-                             for k, info in enumerate(predictor.inputs)}
-                    results = predictor.run_batch(feeds)
-                    flat = [r.reshape(len(good), -1) for r in results]
-                    for i, (cells, _) in enumerate(good):
-                        values: list[str] = []
-                        for r in flat:
-                            values += format_values(r[i])
-                        writer.writerow([carried_cell(c, col) for c, col in zip(cells, table.columns)] + values)
-                summary.rows += len(good)
-                if progress is not None:
-                    progress(len(chunk))
+        with atomic_output(output, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerow(header)
+            pool, task = _pool(predictor, plan, workers, processes)
+            try:
+                for result in _in_order(pool, task, _chunks(table.rows(), batch_size), _depth(pool)):
+                    if result.errors and not skip_errors:
+                        raise DatasetError(result.errors[0])
+                    summary.skipped += result.errors
+                    f.write(result.text)
+                    summary.rows += result.rows
+                    if progress is not None:
+                        progress(result.rows + len(result.errors))
+            except BrokenProcessPool as e:
+                raise BackendError(f"a worker process stopped unexpectedly ({e})") from None
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _bind(table: DatasetCsv, predictor: Predictor) -> list[tuple[TensorInfo, list[Column]]]:
+def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[_Rows]:
+    while True:
+        chunk = list(islice(rows, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
+          processes: int) -> tuple[Executor, Callable[[_Rows], _ChunkResult]]:
+    if processes > 0:
+        import multiprocessing
+
+        # spawn, not fork: the parent already runs onnxruntime's threads.
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker,
+                                   initargs=(predictor._rebuild_arguments(single_threaded=True), plan))
+        return pool, _run_chunk_in_worker
+    threads = workers or min(8, os.cpu_count() or 1)
+    return (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nncbridge-predict"),
+            partial(_run_chunk, predictor, plan))
+
+
+def _depth(pool: Executor) -> int:
+    return 2 * max(1, getattr(pool, "_max_workers", 1)) + 1
+
+
+def _in_order(pool: Executor, task: Callable[[_Rows], _ChunkResult], chunks: Iterator[_Rows],
+              depth: int) -> Iterator[_ChunkResult]:
+    """Results of ``task`` over ``chunks`` in order, with at most ``depth`` chunks in flight."""
+    pending: deque[Future[_ChunkResult]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(task, chunk))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+
+
+_worker: tuple[Predictor, _Plan] | None = None
+
+
+def _start_worker(rebuild: tuple[Any, ...], plan: _Plan) -> None:
+    global _worker
+    from ..predictor import _rebuild
+
+    _worker = (_rebuild(*rebuild), plan)
+
+
+def _run_chunk_in_worker(rows: _Rows) -> _ChunkResult:
+    assert _worker is not None, "worker process was not initialized"
+    return _run_chunk(_worker[0], _worker[1], rows)
+
+
+def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
+    """Decode, predict and format one chunk. Bad rows are reported (the first only, unless skipped)."""
+    good: list[list[str]] = []
+    per_input: list[list[np.ndarray]] = [[] for _ in plan.bindings]
+    errors: list[str] = []
+    for line, cells in rows:
+        arrays, error = _prepare_row(plan, line, cells)
+        if arrays is None:
+            errors.append(error or f"{plan.dataset}: line {line}: unreadable")
+            if not plan.skip_errors:
+                return _ChunkResult("", 0, errors)
+            continue
+        good.append(cells)
+        for k, array in enumerate(arrays):
+            per_input[k].append(array)
+    if not good:
+        return _ChunkResult("", 0, errors)
+    results = predictor.run_batch({info.name: np.stack(arrays)
+                                   for (info, _), arrays in zip(plan.bindings, per_input)})
+    flat = [r.reshape(len(good), -1) for r in results]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = plan.columns
+    for i, cells in enumerate(good):
+        values: list[str] = []
+        for r in flat:
+            values += format_values(r[i])
+        writer.writerow([carried_cell(c, col) for c, col in zip(cells, columns)] + values)
+    return _ChunkResult(buffer.getvalue(), len(good), errors)
+
+
+def _bind(table: DatasetCsv, predictor: Predictor) -> tuple[tuple[TensorInfo, tuple[Column, ...]], ...]:
     bindings = []
     for info in predictor.inputs:
         columns = table.columns_for(info.data_name) or table.columns_for(info.name)
@@ -96,24 +209,22 @@ def _bind(table: DatasetCsv, predictor: Predictor) -> list[tuple[TensorInfo, lis
         if len(columns) > 1 and len(columns) != int(np.prod(info.shape)):
             raise DatasetError(f"{table.path}: {len(columns)} columns {columns[0].header!r}… for input "
                                f"{info.name!r}, which needs {int(np.prod(info.shape))} values {info.shape}")
-        bindings.append((info, columns))
-    return bindings
+        bindings.append((info, tuple(columns)))
+    return tuple(bindings)
 
 
-def _prepare_row(bindings: list[tuple[TensorInfo, list[Column]]], table: DatasetCsv, predictor: Predictor,
-                 item: tuple[int, list[str]]) -> _Prepared:
-    line, cells = item
+def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> tuple[list[np.ndarray] | None, str | None]:
     arrays = []
-    for info, columns in bindings:
+    for info, columns in plan.bindings:
         column = columns[0]
         try:
             if len(cells) <= columns[-1].index:
                 raise DatasetError(f"column {columns[-1].header!r}: the row has only {len(cells)} cells")
             if len(columns) == 1:
-                load = partial(image_to_array, shape=info.shape, normalize=predictor.normalize_images,
+                load = partial(image_to_array, shape=info.shape, normalize=plan.normalize,
                                what=f"column {column.header!r}")
-                arrays.append(cell_to_array(cells[column.index].strip(), column, table.folder, info.shape,
-                                            predictor.normalize_images, load))
+                arrays.append(cell_to_array(cells[column.index].strip(), column, plan.folder, info.shape,
+                                            plan.normalize, load))
             else:
                 values = []
                 for column in columns:
@@ -123,41 +234,8 @@ def _prepare_row(bindings: list[tuple[TensorInfo, list[Column]]], table: Dataset
                         raise DatasetError(f"column {column.header!r}: {cells[column.index]!r} is not a number") from None
                 arrays.append(np.asarray(values, dtype=np.float32).reshape(info.shape))
         except NncBridgeError as e:
-            return line, cells, None, f"{table.path}: line {line}: {e}"
-    return line, cells, arrays, None
-
-
-def _prefetched(pool: ThreadPoolExecutor, rows: Iterator[tuple[int, list[str]]],
-                prepare: Callable[[tuple[int, list[str]]], _Prepared], batch_size: int) -> Iterator[list[_Prepared]]:
-    """Chunks of prepared rows; the next chunks decode while the caller runs the current one.
-
-    Work is handed out in slices of a chunk, not row by row: one future per row cost more than
-    decoding a small image."""
-    pending: deque[list[Future[list[_Prepared]]]] = deque()
-    workers = max(1, getattr(pool, "_max_workers", 1))
-    exhausted = False
-
-    def prepare_all(items: list[tuple[int, list[str]]]) -> list[_Prepared]:
-        return [prepare(item) for item in items]
-
-    def submit_chunk() -> bool:
-        items = list(islice(rows, batch_size))
-        if items:
-            step = -(-len(items) // workers)
-            pending.append([pool.submit(prepare_all, items[i:i + step]) for i in range(0, len(items), step)])
-        return len(items) == batch_size
-
-    try:
-        while True:
-            while not exhausted and len(pending) < 3:
-                exhausted = not submit_chunk()
-            if not pending:
-                return
-            yield [prepared for f in pending.popleft() for prepared in f.result()]
-    finally:
-        for futures in pending:
-            for f in futures:
-                f.cancel()
+            return None, f"{plan.dataset}: line {line}: {e}"
+    return arrays, None
 
 
 def count_rows(path: str | os.PathLike[str]) -> int | None:
