@@ -14,7 +14,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model: Model, executor: Executor, *, intra_op_num_threads: int | None = None,
                  inter_op_num_threads: int | None = None, providers: list[str] | None = None,
-                 memory_arena: bool = False, opset: int | None = None) -> None:
+                 memory_arena: bool = True, opset: int | None = None) -> None:
         import onnxruntime as ort
 
         from ..export.onnx_export import to_onnx_with_external_weights
@@ -32,7 +32,8 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = int(intra_op_num_threads)
         if inter_op_num_threads is not None:
             options.inter_op_num_threads = int(inter_op_num_threads)
-        # The arena keeps peak-sized buffers alive between calls; without it memory follows the batch.
+        # onnxruntime's default: buffers are reused between calls (faster), so memory stays at the
+        # largest batch seen; memory_arena=False makes memory follow each call's batch instead.
         options.enable_cpu_mem_arena = bool(memory_arena)
         # Errors reach the caller as BackendError with onnxruntime's message; keep its logger quiet.
         options.log_severity_level = 4
