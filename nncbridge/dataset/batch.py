@@ -53,7 +53,7 @@ class _Plan:
     """How rows of one dataset become output text; picklable, so worker processes get it once."""
 
     dataset: str
-    folder: Path
+    folder: str
     columns: tuple[Column, ...]
     bindings: tuple[tuple[TensorInfo, tuple[Column, ...]], ...]
     normalize: bool
@@ -84,7 +84,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        plan = _Plan(str(table.path), table.folder, tuple(table.columns), _bind(table, predictor),
+        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
                      predictor.normalize_images, skip_errors)
         header = list(table.header)
         for o in predictor.outputs:

@@ -41,6 +41,8 @@ def parse_header(header: Sequence[str]) -> list[Column]:
 
 
 def is_float(text: str) -> bool:
+    if "/" in text or "\\" in text:  # paths, and never a number
+        return False
     try:
         float(text)
         return True
@@ -101,18 +103,18 @@ def _describe(e: Exception) -> str:
     return str(e)
 
 
-def cell_to_array(cell: str, column: Column, folder: Path, shape: tuple[int, ...], normalize: bool,
+def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[int, ...], normalize: bool,
                   load_image: Any) -> np.ndarray:
     """One CSV cell as a sample for an input of ``shape`` (a number, an image, or a CSV matrix file)."""
+    ext = os.path.splitext(cell)[1].lower()  # no number has one of these endings
+    if ext in IMAGE_EXTENSIONS:
+        return load_image(os.path.join(folder, cell))
     if is_float(cell):
         value = np.array([float(cell)], dtype=np.float32)
         if int(np.prod(shape)) != 1:
             raise DatasetError(f"column {column.header!r}: a single number cannot fill an input of shape {shape}")
         return value.reshape(shape)
-    path = folder / cell
-    ext = path.suffix.lower()
-    if ext in IMAGE_EXTENSIONS:
-        return load_image(path)
+    path = Path(folder) / cell
     if ext == ".csv":
         try:
             with open(path, encoding="utf-8-sig", newline="") as f:

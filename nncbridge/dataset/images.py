@@ -43,6 +43,10 @@ def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize:
     Grayscale or RGB is chosen by the input's channel count; 8-bit values are scaled by 1/255
     and 16-bit ones by 1/65535 when ``normalize`` (Console's default), otherwise kept as is.
     """
+    if isinstance(source, (str, os.PathLike)):
+        pixels = _plain_png_pixels(source, shape)
+        if pixels is not None:
+            return pixels_to_input(pixels, shape, normalize)
     image = _open(source, what)
     channels = shape[0] if len(shape) == 3 else 1
     height, width = shape[-2], shape[-1]
@@ -79,3 +83,56 @@ def pixels_to_input(pixels: np.ndarray, shape: tuple[int, ...], normalize: bool,
 
 _UINT8 = np.arange(256, dtype=np.float32)
 _SCALED_UINT8 = (np.arange(256, dtype=np.float64) * (1.0 / 255.0)).astype(np.float32)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_png_decoder: Any = None
+
+
+def _fast_png_decoder() -> Any:
+    """imagecodecs' PNG decoder (the optional ``fast`` extra): 2-3x faster than Pillow on small
+    images and free of the GIL; False when it is not installed."""
+    global _png_decoder
+    if _png_decoder is None:
+        try:
+            import imagecodecs
+
+            _png_decoder = imagecodecs.spng_decode if imagecodecs.SPNG.available else (
+                imagecodecs.png_decode if imagecodecs.PNG.available else False)
+        except ImportError:
+            _png_decoder = False
+    return _png_decoder
+
+
+def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The pixels of an 8-bit grayscale or RGB PNG that already has the input's size and channel
+    count, decoded by imagecodecs; the values Pillow gives for it. None whenever anything else
+    applies (no imagecodecs, another format or layout, a damaged file): Pillow then decodes it,
+    or reports the problem."""
+    decode = _fast_png_decoder()
+    if not decode:
+        return None
+    channels = shape[0] if len(shape) == 3 else 1
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > (64 << 20):
+                return None
+            data = f.read()
+    except OSError:
+        return None
+    # Signature, then the IHDR chunk: length 13, b"IHDR", width, height, bit depth, colour type.
+    if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    bit_depth, colour_type = data[24], data[25]
+    if (height, width) != tuple(shape[-2:]) or width * height > MAX_IMAGE_PIXELS or bit_depth != 8 \
+            or colour_type != {1: 0, 3: 2}.get(channels):
+        return None
+    try:
+        pixels = decode(data)
+    except Exception:  # imagecodecs raises its own error types for damaged data
+        return None
+    expected = (height, width) if channels == 1 else (height, width, 3)
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.shape != expected:
+        return None
+    return pixels

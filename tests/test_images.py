@@ -1,0 +1,75 @@
+"""Image decoding: the optional imagecodecs path must give exactly what Pillow gives, or step aside."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nncbridge.dataset import images
+from nncbridge.errors import InputError
+
+pytest.importorskip("imagecodecs")
+RNG = np.random.RandomState(7)
+
+
+def _pillow_only(path, shape, normalize=True):
+    decoder = images._png_decoder
+    images._png_decoder = False
+    try:
+        return images.image_to_array(path, shape, normalize)
+    finally:
+        images._png_decoder = decoder
+
+
+@pytest.mark.parametrize("mode, shape", [("L", (1, 9, 7)), ("L", (9, 7)), ("RGB", (3, 9, 7))])
+@pytest.mark.parametrize("interlace", [False, True])
+def test_fast_path_equals_pillow(tmp_path, mode, shape, interlace):
+    pixels = RNG.randint(0, 256, (9, 7, 3) if mode == "RGB" else (9, 7)).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(pixels, mode).save(path, interlace=interlace)
+    assert images._plain_png_pixels(path, shape) is not None
+    fast = images.image_to_array(path, shape, True)
+    np.testing.assert_array_equal(fast, _pillow_only(path, shape))
+    # first principles: HWC -> CHW, uint8 / 255 in float64, then float32 (nnabla's arithmetic)
+    expected = (pixels.astype(np.float64) / 255.0).astype(np.float32)
+    expected = expected.transpose(2, 0, 1) if mode == "RGB" else expected.reshape(shape)
+    np.testing.assert_array_equal(fast, expected)
+
+
+@pytest.mark.parametrize("mode, shape", [
+    ("RGB", (1, 9, 7)),   # colour file, grayscale input: Pillow converts
+    ("L", (3, 9, 7)),     # grayscale file, colour input
+    ("P", (1, 9, 7)),     # palette
+    ("LA", (1, 9, 7)),    # with alpha
+    ("RGBA", (3, 9, 7)),
+    ("I;16", (1, 9, 7)),  # 16-bit
+    ("L", (1, 7, 9)),     # another size
+])
+def test_other_layouts_are_left_to_pillow(tmp_path, mode, shape):
+    path = tmp_path / "x.png"
+    Image.new(mode, (7, 9)).save(path)
+    assert images._plain_png_pixels(path, shape) is None
+
+
+def test_other_formats_and_damaged_files_are_left_to_pillow(tmp_path):
+    pixels = RNG.randint(0, 256, (9, 7)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "x.bmp")
+    assert images._plain_png_pixels(tmp_path / "x.bmp", (1, 9, 7)) is None
+    Image.fromarray(pixels).save(tmp_path / "good.png")
+    data = (tmp_path / "good.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    assert images._plain_png_pixels(tmp_path / "cut.png", (1, 9, 7)) is None
+    with pytest.raises(InputError, match="cannot read image"):
+        images.image_to_array(tmp_path / "cut.png", (1, 9, 7), True)
+    (tmp_path / "named.png").write_bytes((tmp_path / "x.bmp").read_bytes())  # a BMP called .png
+    np.testing.assert_array_equal(images.image_to_array(tmp_path / "named.png", (1, 9, 7), True),
+                                  (pixels / 255.0).astype(np.float32)[None])
+
+
+def test_declared_size_over_the_pixel_limit_is_not_decoded(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+    Image.new("L", (7, 9)).save(path)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 30)  # Pillow refuses above twice its limit
+    assert images._plain_png_pixels(path, (1, 9, 7)) is None
+    with pytest.raises(InputError, match="larger than 30 pixels"):
+        images.image_to_array(path, (1, 9, 7), True)
