@@ -11,7 +11,8 @@
 2. cli: whole process, ``nncbridge predict LENET DATA.csv -o OUT.csv --batch-size 64`` against
    ``nnabla_cli forward -c LENET -d DATA.csv -o DIR -b 64`` on 2,000 rows (2,000 distinct 28×28
    PNG digits; median of ``--repeats``, alternating) and 100,000 rows (the same files repeated;
-   once each). Default threads for both. Targets ≥ 3× and ≥ 10×. Both outputs are compared.
+   once each). Default settings for both (nncbridge picks threads or worker processes by row
+   count). Targets ≥ 3× and ≥ 10×. Both outputs are compared.
 3. memory: peak RSS of a whole process that loads ResNet-18 and runs one batch of 16:
    Predictor (default options) vs nnabla (``forward(clear_buffer=True)``); raw onnxruntime with
    its default arena for reference. Target: Predictor ≤ nnabla.
