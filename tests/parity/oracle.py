@@ -6,6 +6,7 @@ Used only in the nnabla environment (tests that import this module are marked ``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,19 @@ def check_parity(
         for i, (g, r) in enumerate(zip(single, refs)):
             assert_close(g, r[:1], tolerance, f"{name} output {i} at batch 1")
     return path
+
+
+def check_parity_variable_batch(tmp_path: Path, build: Callable[..., Any], shapes: Sequence[tuple[int, ...]],
+                                **kw: Any) -> Any:
+    """``check_parity``; a batch-independent case gets an extra Affine output so that nnabla's saver
+    marks the batch dimension variable (-1): it does so only when some layer has a base_axis."""
+    import nnabla.parametric_functions as PF
+
+    if kw.get("batch_independent", True):
+        def marked(*xs: Any) -> Any:
+            out = build(*xs)
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            return (*outs, PF.affine(xs[0], 1, name="batch_marker"))
+
+        return check_parity(tmp_path, marked, shapes, **kw)
+    return check_parity(tmp_path, build, shapes, **kw)

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from tests.parity.oracle import check_parity_variable_batch
+
 pytestmark = pytest.mark.nnabla
 
 
@@ -9,23 +11,6 @@ def _F():
     import nnabla.functions as F
 
     return F
-
-
-def _parity(tmp_path, build, shapes, **kw):
-    """check_parity; a batch-independent case gets an extra Affine output so that nnabla's saver
-    marks the batch dimension variable (-1): it does so only when some layer has a base_axis."""
-    import nnabla.parametric_functions as PF
-
-    from tests.parity.oracle import check_parity
-
-    if kw.get("batch_independent", True):
-        def marked(*xs):
-            out = build(*xs)
-            outs = list(out) if isinstance(out, (tuple, list)) else [out]
-            return (*outs, PF.affine(xs[0], 1, name="batch_marker"))
-
-        return check_parity(tmp_path, marked, shapes, **kw)
-    return check_parity(tmp_path, build, shapes, **kw)
 
 
 # Layers that act on the batch axis of an input nnabla saved with a literal batch size: the exporter
@@ -40,7 +25,7 @@ def _parity(tmp_path, build, shapes, **kw):
 ])
 def test_reshape(tmp_path, shape, target):
     F = _F()
-    _parity(tmp_path, lambda x: F.reshape(x, target), [shape], batch_independent=target[0] == shape[0])
+    check_parity_variable_batch(tmp_path, lambda x: F.reshape(x, target), [shape], batch_independent=target[0] == shape[0])
 
 
 @pytest.mark.parametrize("opset", [None, 13])
@@ -54,7 +39,7 @@ def test_transpose_concat_stack_split(tmp_path, opset):
         parts = F.split(c, axis=2)
         return c, s, parts[0], parts[-1], F.concatenate(a, a)
 
-    _parity(tmp_path, build, [(2, 3, 4), (2, 2, 3)], opset=opset)
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4), (2, 2, 3)], opset=opset)
 
 
 @pytest.mark.parametrize("start,stop,step", [
@@ -63,11 +48,11 @@ def test_transpose_concat_stack_split(tmp_path, opset):
 ])
 def test_slice(tmp_path, start, stop, step):
     F = _F()
-    _parity(tmp_path, lambda x: F.slice(x, start, stop, step), [(2, 3, 5)])
+    check_parity_variable_batch(tmp_path, lambda x: F.slice(x, start, stop, step), [(2, 3, 5)])
 
 
 def test_slice_python_indexing(tmp_path):
-    _parity(tmp_path, lambda x: (x[:, ::-1, 1:], x[..., ::-2], x[:, 1]), [(2, 3, 5)])
+    check_parity_variable_batch(tmp_path, lambda x: (x[:, ::-1, 1:], x[..., ::-2], x[:, 1]), [(2, 3, 5)])
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "repeat"])
@@ -75,7 +60,7 @@ def test_slice_python_indexing(tmp_path):
                                    (1, 0, 1, 1, 2, 0)])
 def test_pad(tmp_path, mode, width):
     F = _F()
-    _parity(tmp_path, lambda x: F.pad(x, width, mode=mode, constant_value=0.5), [(2, 3, 4)],
+    check_parity_variable_batch(tmp_path, lambda x: F.pad(x, width, mode=mode, constant_value=0.5), [(2, 3, 4)],
             batch_independent=len(width) < 6)
 
 
@@ -86,12 +71,12 @@ def test_broadcast_tile_flip(tmp_path):
         return (F.broadcast(x, (2, 3, 4)), F.broadcast_to(F.broadcast(x, (2, 3, 4)), F.reshape(y, (3,)), 1),
                 F.tile(x, (2, 1, 3)), F.tile(x, (2, 1, 1, 2)), F.tile(x, (2,)), F.flip(x), F.flip(x, (1, 2)))
 
-    _parity(tmp_path, build, [(2, 3, 1), (1, 3)], batch_independent=False)
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 1), (1, 3)], batch_independent=False)
 
 
 def test_broadcast_to_axes(tmp_path):
     F = _F()
-    _parity(tmp_path, lambda x: (F.broadcast_to(x, F.reshape(F.sum(x, (0, 2)), (3,)), 1),
+    check_parity_variable_batch(tmp_path, lambda x: (F.broadcast_to(x, F.reshape(F.sum(x, (0, 2)), (3,)), 1),
                                  F.broadcast_to(x, F.sum(x, 0)), F.broadcast_to(x, F.sum(x, (0, 1)))), [(2, 3, 4)],
             batch_independent=False)
 
@@ -100,14 +85,14 @@ def test_broadcast_to_axes(tmp_path):
                                          ((-3, 5), "reflect")])
 def test_shift(tmp_path, shifts, mode):
     F = _F()
-    _parity(tmp_path, lambda x: F.shift(x, shifts, border_mode=mode), [(2, 3, 4)])
+    check_parity_variable_batch(tmp_path, lambda x: F.shift(x, shifts, border_mode=mode), [(2, 3, 4)])
 
 
 @pytest.mark.parametrize("kw", [{}, {"reverse": True}, {"axis": 1, "with_index": True},
                                 {"axis": 1, "reverse": True, "only_index": True}])
 def test_sort(tmp_path, kw):
     F = _F()
-    _parity(tmp_path, lambda x: F.sort(x, **kw), [(2, 3, 4)])
+    check_parity_variable_batch(tmp_path, lambda x: F.sort(x, **kw), [(2, 3, 4)])
 
 
 def test_gather_embed_one_hot(tmp_path):
@@ -134,7 +119,7 @@ def test_gather_embed_one_hot(tmp_path):
             if name.endswith("gather_last"):
                 p.d = np.array([[2, 0], [1, 1]], np.float32)
 
-    _parity(tmp_path, build, [], inputs=[x, idx, labels, pairs], param_init=init)
+    check_parity_variable_batch(tmp_path, build, [], inputs=[x, idx, labels, pairs], param_init=init)
 
 
 def test_gather_nd(tmp_path):
@@ -142,7 +127,7 @@ def test_gather_nd(tmp_path):
     rng = np.random.RandomState(1)
     x = rng.randn(3, 4, 2).astype(np.float32)
     indices = np.stack([rng.randint(0, 3, size=(5,)), rng.randint(0, 4, size=(5,))]).astype(np.float32)
-    _parity(tmp_path, lambda a, i: F.gather_nd(a, i), [], inputs=[x, indices], batch_independent=False)
+    check_parity_variable_batch(tmp_path, lambda a, i: F.gather_nd(a, i), [], inputs=[x, indices], batch_independent=False)
 
 
 def test_matrix_diag_trilu(tmp_path):
@@ -152,7 +137,7 @@ def test_matrix_diag_trilu(tmp_path):
         return (F.matrix_diag(x), F.matrix_diag_part(square), F.trilu(square, 1, True), F.trilu(square, -1, False),
                 F.trilu(F.reshape(x, (2, 4, 3)), 0, False))
 
-    _parity(tmp_path, build, [(2, 3, 4)])
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4)])
 
 
 @pytest.mark.parametrize("opset", [None, 13])
@@ -165,7 +150,7 @@ def test_reductions(tmp_path, opset, axis, keep):
                 F.min(x, axis, keepdims=keep), F.prod(x, axis, keepdims=keep),
                 F.norm(x, 2, axis, keepdims=keep), F.norm(x, 1, axis, keepdims=keep), F.norm(x, 3, axis, keepdims=keep))
 
-    _parity(tmp_path, build, [(2, 3, 4)], opset=opset, batch_independent=axis not in (None, (0, 2)))
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4)], opset=opset, batch_independent=axis not in (None, (0, 2)))
 
 
 @pytest.mark.parametrize("axis,keep", [(1, False), (2, True), ((1, 2), False), ((1, 2), True)])
@@ -176,7 +161,7 @@ def test_max_min_index(tmp_path, axis, keep):
         m, i = F.max(x, axis, keepdims=keep, with_index=True)
         return (m, i, F.min(x, axis, keepdims=keep, only_index=True), F.max(x, axis, keepdims=keep, only_index=True))
 
-    _parity(tmp_path, build, [(2, 3, 4)])
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4)])
 
 
 @pytest.mark.parametrize("exclusive", [False, True])
@@ -184,7 +169,7 @@ def test_max_min_index(tmp_path, axis, keep):
 @pytest.mark.parametrize("axis", [1, 2])
 def test_cumsum_cumprod(tmp_path, exclusive, reverse, axis):
     F = _F()
-    _parity(tmp_path, lambda x: (F.cumsum(x, axis, exclusive, reverse), F.cumprod(x, axis, exclusive, reverse)),
+    check_parity_variable_batch(tmp_path, lambda x: (F.cumsum(x, axis, exclusive, reverse), F.cumprod(x, axis, exclusive, reverse)),
             [(2, 3, 4)])
 
 
@@ -203,7 +188,7 @@ _INTERP = [
                                         ((2, 2, 4), (1,)), ((1, 2, 3, 4, 2), (5, 2, 3))])
 def test_interpolate(tmp_path, opset, mode, kw, shape, size):
     F = _F()
-    _parity(tmp_path, lambda x: F.interpolate(x, output_size=size, mode=mode, **kw), [shape], opset=opset)
+    check_parity_variable_batch(tmp_path, lambda x: F.interpolate(x, output_size=size, mode=mode, **kw), [shape], opset=opset)
 
 
 # nnabla's saver folds the leading dimensions of base_axis > 1 into the batch (it writes base_axis=1
@@ -213,7 +198,7 @@ def test_interpolate(tmp_path, opset, mode, kw, shape, size):
 def test_affine(tmp_path, base_axis, outs, bias):
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x: PF.affine(x, outs, base_axis=base_axis, with_bias=bias), [(2, 3, 4)])
+    check_parity_variable_batch(tmp_path, lambda x: PF.affine(x, outs, base_axis=base_axis, with_bias=bias), [(2, 3, 4)])
 
 
 @pytest.mark.parametrize("ij", [False, True])
@@ -226,12 +211,12 @@ def test_meshgrid(tmp_path, ij):
         axes = [nn.parameter.get_parameter_or_create(f"m{i}", (n,)) for i, n in enumerate((2, 3, 4))]
         return (*F.meshgrid(*axes, ij_indexing=ij), F.sum(x, 1))
 
-    _parity(tmp_path, build, [(2, 3)], batch_independent=False)
+    check_parity_variable_batch(tmp_path, build, [(2, 3)], batch_independent=False)
 
 
 def test_broadcast_keeps_batch_symbolic(tmp_path):
     F = _F()
-    _parity(tmp_path, lambda x: (F.broadcast(x, (2, 3, 4)), F.tile(x, (1, 2, 3))),
+    check_parity_variable_batch(tmp_path, lambda x: (F.broadcast(x, (2, 3, 4)), F.tile(x, (1, 2, 3))),
             [(2, 3, 1)])
 
 
@@ -245,7 +230,7 @@ def test_reshape_with_console_batch_in_target(tmp_path, written, expected_tail):
     from tests.parity.oracle import run_onnx
 
     F = _F()
-    path = _parity(tmp_path, lambda x: F.reshape(x, (2, 12)), [(2, 3, 4)])
+    path = check_parity_variable_batch(tmp_path, lambda x: F.reshape(x, (2, 12)), [(2, 3, 4)])
     with zipfile.ZipFile(path) as z:
         files = {n: z.read(n) for n in z.namelist()}
     text = files["network.nntxt"].decode().replace("batch_size: 2", "batch_size: 4")  # Console: same batch
@@ -301,7 +286,7 @@ def test_interpolate_channel_last(tmp_path, mode, kw):
 
 def test_tile_flip(tmp_path):
     F = _F()
-    _parity(tmp_path, lambda x: (F.tile(x, (1, 2, 3)), F.tile(x, (2,)), F.flip(x), F.flip(x, (1, 2))), [(2, 3, 1)])
+    check_parity_variable_batch(tmp_path, lambda x: (F.tile(x, (1, 2, 3)), F.tile(x, (2,)), F.flip(x), F.flip(x, (1, 2))), [(2, 3, 1)])
 
 
 def test_shape_bool_fill_det(tmp_path):
@@ -314,7 +299,7 @@ def test_shape_bool_fill_det(tmp_path):
         return (F.shape(xv), F.shape(xv, 1), F.shape(xv, -2, -1), F.bool_fill(xv, mv, 2.5), F.batch_det(xv),
                 F.batch_logdet(xv))
 
-    _parity(tmp_path, build, [], inputs=[x, mask], batch_independent=False)
+    check_parity_variable_batch(tmp_path, build, [], inputs=[x, mask], batch_independent=False)
 
 
 @pytest.mark.parametrize("add", [False, True])
@@ -336,4 +321,4 @@ def test_scatter_nd_scatter_add(tmp_path, add):
             if name.endswith("/sidx"):
                 p.d = np.random.RandomState(4).randint(0, 3, p.shape).astype(np.float32)
 
-    _parity(tmp_path, build, [(2, 5), (2, 3, 4)], param_init=init, batch_independent=False)
+    check_parity_variable_batch(tmp_path, build, [(2, 5), (2, 3, 4)], param_init=init, batch_independent=False)

@@ -2,24 +2,9 @@
 import numpy as np
 import pytest
 
+from tests.parity.oracle import check_parity_variable_batch
+
 pytestmark = pytest.mark.nnabla
-
-
-def _parity(tmp_path, build, shapes, **kw):
-    """check_parity; a batch-independent case gets an extra Affine output so that nnabla's saver
-    marks the batch dimension variable (-1): it does so only when some layer has a base_axis."""
-    import nnabla.parametric_functions as PF
-
-    from tests.parity.oracle import check_parity
-
-    if kw.get("batch_independent", True):
-        def marked(*xs):
-            out = build(*xs)
-            outs = list(out) if isinstance(out, (tuple, list)) else [out]
-            return (*outs, PF.affine(xs[0], 1, name="batch_marker"))
-
-        return check_parity(tmp_path, marked, shapes, **kw)
-    return check_parity(tmp_path, build, shapes, **kw)
 
 
 def _randomize(params):
@@ -43,7 +28,7 @@ def _param(name, shape):
 def test_batch_normalization_stored_statistics(tmp_path, opset, shape, axes):
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x: PF.batch_normalization(x, axes=axes, batch_stat=False, eps=1e-3), [shape],
+    check_parity_variable_batch(tmp_path, lambda x: PF.batch_normalization(x, axes=axes, batch_stat=False, eps=1e-3), [shape],
             param_init=_randomize, opset=opset)
 
 
@@ -51,7 +36,7 @@ def test_batch_normalization_stored_statistics(tmp_path, opset, shape, axes):
 def test_batch_normalization_without_scale_or_bias(tmp_path, no_scale, no_bias):
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x: PF.batch_normalization(x, batch_stat=False, no_scale=no_scale, no_bias=no_bias),
+    check_parity_variable_batch(tmp_path, lambda x: PF.batch_normalization(x, batch_stat=False, no_scale=no_scale, no_bias=no_bias),
             [(2, 3, 2, 2)], param_init=_randomize)
 
 
@@ -59,14 +44,14 @@ def test_batch_normalization_batch_stat_true_uses_batch_statistics(tmp_path):
     """nnabla's forward with batch_stat=True normalizes by the statistics of the batch it runs."""
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x: PF.batch_normalization(x, batch_stat=True), [(3, 2, 3, 3)],
+    check_parity_variable_batch(tmp_path, lambda x: PF.batch_normalization(x, batch_stat=True), [(3, 2, 3, 3)],
             param_init=_randomize, batch_independent=False)
 
 
 def test_fused_batch_normalization(tmp_path):
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x, z: (PF.fused_batch_normalization(x, z, batch_stat=False, name="a"),
+    check_parity_variable_batch(tmp_path, lambda x, z: (PF.fused_batch_normalization(x, z, batch_stat=False, name="a"),
                                     PF.fused_batch_normalization(x, None, batch_stat=False, name="b")),
             [(2, 3, 4, 4), (2, 3, 4, 4)], param_init=_randomize)
 
@@ -79,7 +64,7 @@ def test_layer_instance_group_normalization(tmp_path):
                 PF.group_normalization(x, 4, eps=1e-3), PF.layer_normalization(x, no_scale=True),
                 PF.instance_normalization(x, no_bias=True))
 
-    _parity(tmp_path, build, [(2, 4, 3, 3)], param_init=_randomize)
+    check_parity_variable_batch(tmp_path, build, [(2, 4, 3, 3)], param_init=_randomize)
 
 
 def test_normalization_functional_forms(tmp_path):
@@ -97,7 +82,7 @@ def test_normalization_functional_forms(tmp_path):
                                       no_scale=True),
                 B.layer_normalization(x, batch_axis=(0, 1), no_scale=True, no_bias=True))
 
-    _parity(tmp_path, build, [(2, 4, 3, 2)], param_init=_randomize)
+    check_parity_variable_batch(tmp_path, build, [(2, 4, 3, 2)], param_init=_randomize)
 
 
 def test_tensor_normalization_over_the_batch(tmp_path):
@@ -111,14 +96,14 @@ def test_tensor_normalization_over_the_batch(tmp_path):
                 B.tensor_normalization(x, axes=(1, 2), no_scale=True, no_bias=True),
                 B.tensor_normalization(x, None, _param("g2", (1, 4, 3, 1)), axes=(1, 2), no_bias=True))
 
-    _parity(tmp_path, build, [(3, 4, 3, 2)], param_init=_randomize, batch_independent=False)
+    check_parity_variable_batch(tmp_path, build, [(3, 4, 3, 2)], param_init=_randomize, batch_independent=False)
 
 
 @pytest.mark.parametrize("p,axes", [(2, None), (1, (1,)), (3, (1, 2))])
 def test_norm_normalization(tmp_path, p, axes):
     import nnabla.functions as F
 
-    _parity(tmp_path, lambda x: F.norm_normalization(x, p, axes), [(2, 3, 4)],
+    check_parity_variable_batch(tmp_path, lambda x: F.norm_normalization(x, p, axes), [(2, 3, 4)],
             batch_independent=axes is not None)
 
 
@@ -134,7 +119,7 @@ def test_weight_normalization_and_standardization(tmp_path, dim):
         w_s = F.weight_standardization(w, channel_axis=dim)
         return PF.affine(x, 3, name="a"), F.affine(x, w_n), F.affine(x, w_s)
 
-    _parity(tmp_path, build, [(2, 4)], param_init=_randomize)
+    check_parity_variable_batch(tmp_path, build, [(2, 4)], param_init=_randomize)
 
 
 def test_mean_subtraction(tmp_path):
@@ -146,7 +131,7 @@ def test_mean_subtraction(tmp_path):
             if name.endswith("/t"):
                 p.d = 3.0
 
-    _parity(tmp_path, lambda x: PF.mean_subtraction(x, update_running_mean=False), [(3, 2, 4)], param_init=init)
+    check_parity_variable_batch(tmp_path, lambda x: PF.mean_subtraction(x, update_running_mean=False), [(3, 2, 4)], param_init=init)
 
 
 def test_mean_subtraction_updating_running_mean(tmp_path):
@@ -201,7 +186,7 @@ def test_resnet_block_with_batch_normalization(tmp_path):
         h = F.mean(h, axis=(2, 3))
         return F.softmax(PF.affine(h, 5, name="fc"))
 
-    _parity(tmp_path, build, [(2, 3, 8, 8)], param_init=_randomize)
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 8, 8)], param_init=_randomize)
 
 
 @pytest.mark.parametrize("shape,dim,itr", [((4, 3), 0, 1), ((4, 3), 1, 2), ((2, 3, 4), 1, 1), ((2, 3, 4), 2, 3),
@@ -215,11 +200,11 @@ def test_spectral_norm(tmp_path, shape, dim, itr):
         w_sn = F.spectral_norm(w, u, dim=dim, itr=itr, test=True)
         return F.affine(x, F.reshape(w_sn, (shape[0], -1)))
 
-    _parity(tmp_path, build, [(2, shape[0])], param_init=_randomize)
+    check_parity_variable_batch(tmp_path, build, [(2, shape[0])], param_init=_randomize)
 
 
 def test_fused_batch_normalization_batch_stat(tmp_path):
     import nnabla.parametric_functions as PF
 
-    _parity(tmp_path, lambda x, z: PF.fused_batch_normalization(x, z, batch_stat=True), [(3, 2, 3, 3), (3, 2, 3, 3)],
+    check_parity_variable_batch(tmp_path, lambda x, z: PF.fused_batch_normalization(x, z, batch_stat=True), [(3, 2, 3, 3), (3, 2, 3, 3)],
             param_init=_randomize, batch_independent=False)
