@@ -78,8 +78,6 @@ class Predictor:
                        if o.variable in network.variables else ())
             for o in exe.outputs]
         self._by_name = {i.name: i for i in self.inputs} | {i.data_name: i for i in self.inputs if i.data_name}
-        self._fast_input = (self.inputs[0].name, self.inputs[0].shape, len(self.inputs[0].shape) + 1) \
-            if len(self.inputs) == 1 else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, self._rebuild_arguments())
@@ -107,12 +105,6 @@ class Predictor:
         Returns a numpy array for one output, else a dict keyed by output variable name; a single
         sample gives results without the batch dimension.
         """
-        fast = self._fast_input
-        if fast is not None and type(data) is np.ndarray and data.dtype == np.float32 \
-                and data.flags.c_contiguous and data.ndim == fast[2] and data.shape[1:] == fast[1] and len(data):
-            # A float32 batch already shaped like the only input: nothing to convert.
-            results = self._backend.run({fast[0]: data})
-            return results[0] if len(results) == 1 else {o.name: r for o, r in zip(self.outputs, results)}
         ready = self._ready_array(data)
         feeds, single = ready if ready is not None else self._prepare(data, resize)
         results = self._run(feeds)
