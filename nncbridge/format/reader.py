@@ -237,15 +237,19 @@ def _describe_parse_error(e: Any) -> str:
     return text
 
 
-def _merge_binary(part: _Part, msg: Any, warnings: list[str]) -> None:
+def _parse_binary(target: Any, data: bytes, name: str) -> None:
     from google.protobuf.message import DecodeError
 
+    try:
+        target.MergeFromString(data)
+    except (DecodeError, RecursionError, ValueError, RuntimeError) as e:
+        raise FormatError(f"{name}: not a valid NNP protobuf ({e or 'decode error'})") from None
+
+
+def _merge_binary(part: _Part, msg: Any, warnings: list[str]) -> None:
     # Parse straight into an empty message: a scratch copy doubles peak memory for big parameters.
     target = msg if not msg.ListFields() else type(msg)()
-    try:
-        target.MergeFromString(part.data)
-    except (DecodeError, RecursionError, ValueError, RuntimeError) as e:
-        raise FormatError(f"{part.name}: not a valid NNP protobuf ({e or 'decode error'})") from None
+    _parse_binary(target, part.data, part.name)
     for where in _unknown_fields(target):
         warnings.append(f"{part.name}: unknown field(s) in {where} (ignored)")
     if target is not msg:
@@ -306,26 +310,18 @@ def _read_binary(part: _Part, msg: Any, params: dict[str, Parameter], warnings: 
 
     Parameter values are taken from the encoded bytes directly (see ``wire``): one copy of the
     values in memory instead of three. Anything unusual goes through the protobuf library."""
-    from google.protobuf.message import DecodeError
-
     try:
-        rest, raw_parameters = split_parameters(part.data)
+        part.data, raw_parameters = split_parameters(part.data)
     except WireError:
-        _merge_binary(part, msg, warnings)
-        found = len(msg.parameter) > 0
-        _parameters_from_message(msg, part.name, params, warnings)
-        return found
-    part.data = rest
+        raw_parameters = []  # the protobuf library parses the whole part
     _merge_binary(part, msg, warnings)
-    parameter_class = message_class("Parameter")
     for raw in raw_parameters:
-        p = parameter_class()
-        try:
-            p.MergeFromString(raw.other_fields)
-        except (DecodeError, RecursionError, ValueError, RuntimeError) as e:
-            raise FormatError(f"{part.name}: not a valid NNP protobuf ({e or 'decode error'})") from None
+        p = message_class("Parameter")()
+        _parse_binary(p, raw.other_fields, part.name)
         _add_parameter(p, raw.values(), part.name, params, warnings)
-    return bool(raw_parameters) or len(msg.parameter) > 0
+    found = bool(raw_parameters) or len(msg.parameter) > 0
+    _parameters_from_message(msg, part.name, params, warnings)
+    return found
 
 
 def _parameters_from_h5(part: _Part, params: dict[str, Parameter], warnings: list[str]) -> None:
@@ -392,7 +388,6 @@ def _assemble(parts: list[_Part], label: str, members: list[str]) -> Model:
         elif part.kind == "binary":
             if _read_binary(part, msg, params, warnings):
                 param_formats.append("protobuf")
-            _parameters_from_message(msg, part.name, params, warnings)
         elif part.kind == "h5":
             _parameters_from_h5(part, params, warnings)
             param_formats.append("h5")

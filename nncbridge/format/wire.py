@@ -54,7 +54,7 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
             raise WireError("varint longer than 10 bytes")
 
 
-def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
     """(field number, wire type, start of the whole field, start of its payload, end) per field."""
     pos = start
     count = 0
@@ -81,7 +81,7 @@ def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, i
             raise WireError(f"wire type {wire_type} (groups are not part of the NNP format)")
         if pos > end:
             raise WireError("field runs past the end of its message")
-        yield number, wire_type, field_start, payload, pos  # type: ignore[misc]
+        yield number, wire_type, field_start, payload, pos
 
 
 def split_parameters(data: bytes) -> tuple[bytes, list[RawParameter]]:
@@ -90,7 +90,7 @@ def split_parameters(data: bytes) -> tuple[bytes, list[RawParameter]]:
     buf = memoryview(data)
     rest: list[bytes] = []
     parameters: list[RawParameter] = []
-    for number, wire_type, field_start, payload, end in _fields(buf, 0, len(buf)):  # type: ignore[misc]
+    for number, wire_type, field_start, payload, end in _fields(buf, 0, len(buf)):
         if number == NNP_PARAMETER_FIELD and wire_type == _LENGTH:
             parameters.append(_parameter(buf, payload, end))
         else:
@@ -101,7 +101,7 @@ def split_parameters(data: bytes) -> tuple[bytes, list[RawParameter]]:
 def _parameter(buf: memoryview, start: int, end: int) -> RawParameter:
     other: list[bytes] = []
     chunks: list[np.ndarray] = []
-    for number, wire_type, field_start, payload, field_end in _fields(buf, start, end):  # type: ignore[misc]
+    for number, wire_type, field_start, payload, field_end in _fields(buf, start, end):
         if number != PARAMETER_DATA_FIELD:
             other.append(bytes(buf[field_start:field_end]))
         elif wire_type == _LENGTH:
