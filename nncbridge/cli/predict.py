@@ -33,13 +33,14 @@ def run(args: argparse.Namespace) -> int:
 
     options = {"intra_op_num_threads": args.threads} if args.threads and args.backend != "nnabla" else {}
     predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
-    rows = count_rows(args.dataset)
+    show_bar = not args.quiet and not args.json and sys.stderr.isatty()
+    rows = count_rows(args.dataset) if show_bar or args.processes is None else None
     processes = args.processes
     if processes is None:
         cpus = os.cpu_count() or 1
         processes = min(cpus, 8) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
     bar = None
-    if not args.quiet and not args.json and sys.stderr.isatty():
+    if show_bar:
         from tqdm import tqdm
 
         bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)

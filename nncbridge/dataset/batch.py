@@ -91,9 +91,10 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
             header += output_columns(o.data_name or o.name, o.shape)
         with atomic_output(output, "w", encoding="utf-8", newline="") as f:
             csv.writer(f, lineterminator="\n").writerow(header)
-            pool, task = _pool(predictor, plan, workers, processes)
+            pool, task, parallel = _pool(predictor, plan, workers, processes)
             try:
-                for result in _in_order(pool, task, _chunks(table.rows(), batch_size), _depth(pool)):
+                # A couple of chunks ahead of every worker keeps them busy while memory stays flat.
+                for result in _in_order(pool, task, _chunks(table.rows(), batch_size), 2 * parallel + 1):
                     if result.errors and not skip_errors:
                         raise DatasetError(result.errors[0])
                     summary.skipped += result.errors
@@ -118,7 +119,8 @@ def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[_Rows]
 
 
 def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
-          processes: int) -> tuple[Executor, Callable[[_Rows], _ChunkResult]]:
+          processes: int) -> tuple[Executor, Callable[[_Rows], _ChunkResult], int]:
+    """The pool, the task it runs per chunk, and how many chunks it runs at once."""
     if processes > 0:
         import multiprocessing
 
@@ -126,14 +128,10 @@ def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker,
                                    initargs=(predictor._rebuild_arguments(single_threaded=True), plan))
-        return pool, _run_chunk_in_worker
+        return pool, _run_chunk_in_worker, processes
     threads = workers or min(8, os.cpu_count() or 1)
     return (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nncbridge-predict"),
-            partial(_run_chunk, predictor, plan))
-
-
-def _depth(pool: Executor) -> int:
-    return 2 * max(1, getattr(pool, "_max_workers", 1)) + 1
+            partial(_run_chunk, predictor, plan), threads)
 
 
 def _in_order(pool: Executor, task: Callable[[_Rows], _ChunkResult], chunks: Iterator[_Rows],
@@ -173,9 +171,9 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
     per_input: list[list[np.ndarray]] = [[] for _ in plan.bindings]
     errors: list[str] = []
     for line, cells in rows:
-        arrays, error = _prepare_row(plan, line, cells)
-        if arrays is None:
-            errors.append(error or f"{plan.dataset}: line {line}: unreadable")
+        arrays = _prepare_row(plan, line, cells)
+        if isinstance(arrays, str):
+            errors.append(arrays)
             if not plan.skip_errors:
                 return _ChunkResult("", 0, errors)
             continue
@@ -213,7 +211,8 @@ def _bind(table: DatasetCsv, predictor: Predictor) -> tuple[tuple[TensorInfo, tu
     return tuple(bindings)
 
 
-def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> tuple[list[np.ndarray] | None, str | None]:
+def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> list[np.ndarray] | str:
+    """The row's array for each input, or the message saying why it cannot be used."""
     arrays = []
     for info, columns in plan.bindings:
         column = columns[0]
@@ -234,8 +233,8 @@ def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> tuple[list[np.ndar
                         raise DatasetError(f"column {column.header!r}: {cells[column.index]!r} is not a number") from None
                 arrays.append(np.asarray(values, dtype=np.float32).reshape(info.shape))
         except NncBridgeError as e:
-            return None, f"{plan.dataset}: line {line}: {e}"
-    return arrays, None
+            return f"{plan.dataset}: line {line}: {e}"
+    return arrays
 
 
 def count_rows(path: str | os.PathLike[str]) -> int | None:
