@@ -68,14 +68,18 @@ def crop_shape(call: FunctionCall) -> list:
 
 @shape_rule("TopKData")
 def top_k_data_shape(call: FunctionCall) -> list:
-    x = tuple(call.input_shapes[0])
-    k = int(call.param("k", 1))
-    base = int(call.param("base_axis", 1))
-    base = base + len(x) if base < 0 else base
+    x, k, base = _top_k_arguments(call)
     if not 0 < k <= math.prod(x[base:]):
         raise ValueError(f"k={k} must be in 1..{math.prod(x[base:])}")
     y = x[:base] + (k,) if call.param("reduce", True) else x
     return [y, y] if call.param("with_index", False) else [y]
+
+
+def _top_k_arguments(call: FunctionCall) -> tuple[tuple[int, ...], int, int]:
+    """TopKData's input shape, k, and base_axis counted from the front."""
+    x = tuple(call.input_shapes[0])
+    base = int(call.param("base_axis", 1))
+    return x, int(call.param("k", 1)), (base + len(x) if base < 0 else base)
 
 
 @onnx_lowering("Dropout", "TopKGrad")
@@ -114,10 +118,7 @@ def augmentation(ctx: LoweringContext) -> None:
 
 @onnx_lowering("TopKData")
 def top_k_data(ctx: LoweringContext) -> None:
-    x = tuple(ctx.input_shapes[0])
-    k = int(ctx.param("k", 1))
-    base = int(ctx.param("base_axis", 1))
-    base = base + len(x) if base < 0 else base
+    x, k, base = _top_k_arguments(ctx.call)
     if ctx.param("abs", False) or not ctx.param("largest", True) or not ctx.param("reduce", True):
         raise ctx.unsupported("TopKData is exported only with reduce=True, abs=False, largest=True")
     flat = ctx.op("Flatten", ctx.inputs[0], axis=base) if len(x) - base != 1 or base != 1 else ctx.inputs[0]
