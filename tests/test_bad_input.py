@@ -48,22 +48,17 @@ def patch_member(archive: bytes, name: str, method: int, crc: int, file_size: in
     """Rewrite one member's compression method, CRC and uncompressed size in both zip headers."""
     data = bytearray(archive)
     raw = name.encode()
-    local = data.find(b"PK\x03\x04")
-    while local >= 0:
-        nlen = struct.unpack_from("<H", data, local + 26)[0]
-        if bytes(data[local + 30:local + 30 + nlen]) == raw:
-            struct.pack_into("<H", data, local + 8, method)
-            struct.pack_into("<I", data, local + 14, crc)
-            struct.pack_into("<I", data, local + 22, file_size)
-        local = data.find(b"PK\x03\x04", local + 4)
-    central = data.find(b"PK\x01\x02")
-    while central >= 0:
-        nlen = struct.unpack_from("<H", data, central + 28)[0]
-        if bytes(data[central + 46:central + 46 + nlen]) == raw:
-            struct.pack_into("<H", data, central + 10, method)
-            struct.pack_into("<I", data, central + 16, crc)
-            struct.pack_into("<I", data, central + 24, file_size)
-        central = data.find(b"PK\x01\x02", central + 4)
+    # (signature, offset of the name length, of the name, of the method, of the CRC, of the size)
+    for signature, nlen_at, name_at, method_at, crc_at, size_at in ((b"PK\x03\x04", 26, 30, 8, 14, 22),
+                                                                   (b"PK\x01\x02", 28, 46, 10, 16, 24)):
+        header = data.find(signature)
+        while header >= 0:
+            nlen = struct.unpack_from("<H", data, header + nlen_at)[0]
+            if bytes(data[header + name_at:header + name_at + nlen]) == raw:
+                struct.pack_into("<H", data, header + method_at, method)
+                struct.pack_into("<I", data, header + crc_at, crc)
+                struct.pack_into("<I", data, header + size_at, file_size)
+            header = data.find(signature, header + 4)
     return bytes(data)
 
 
