@@ -243,3 +243,10 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def finish(name: str, results: dict[str, Any], misses: list[str], targets: str = "") -> None:
+    """Record the missed targets, print them, and write ``results/<name>.json``."""
+    results["missed_targets"] = misses
+    print(f"\nTargets: {targets + ': ' if targets else ''}" + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
+    print(f"results: {write_results(name, results)}")

@@ -131,9 +131,7 @@ def main() -> int:
                   ["model/batch", "ours", "converter", "ratio", "(CPU time)", "max|Δ|", "opset ours/conv"]))
     misses = [f"convert {m}: {r['speedup']}x < 20x" for m, r in results["convert"].items() if r["speedup"] < 20]
     misses += [f"inference {k}: {r['ratio']}x < 1.0x" for k, r in results["inference"].items() if r["ratio"] < 1.0]
-    results["missed_targets"] = misses
-    print("\nTargets: convert >= 20x, inference ratio >= 1.0: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
-    print(f"results: {c.write_results('convert', results)}")
+    c.finish("convert", results, misses, "convert >= 20x, inference ratio >= 1.0")
     return 0
 
 

@@ -289,9 +289,7 @@ def main() -> int:
         if m["nnabla_over_predictor"] < 1.0:
             misses.append(f"memory: Predictor {m['peak_rss_mib']['predictor']:.0f} MiB > nnabla "
                           f"{m['peak_rss_mib']['nnabla']:.0f} MiB")
-    results["missed_targets"] = misses
-    print("\nTargets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
-    print(f"results: {c.write_results('predict', results)}")
+    c.finish("predict", results, misses)
     return 0
 
 
