@@ -86,6 +86,7 @@ _SCALED_UINT8 = (np.arange(256, dtype=np.float64) * (1.0 / 255.0)).astype(np.flo
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FAST_PATH_MAX_BYTES = 64 << 20  # bigger files go to Pillow, which reads them incrementally
 _png_decoder: Any = None
 
 
@@ -115,7 +116,7 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     channels = shape[0] if len(shape) == 3 else 1
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size > (64 << 20):
+            if os.fstat(f.fileno()).st_size > _FAST_PATH_MAX_BYTES:
                 return None
             data = f.read()
     except OSError:
