@@ -9,7 +9,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .dataset.images import image_to_array, is_image_shape, pixels_to_input
+from .dataset.images import image_channels, image_to_array, is_image_shape, pixels_to_input
 from .errors import InputError, NncBridgeError
 from .model.graph import divides_images_by_255
 
@@ -233,7 +233,7 @@ class Predictor:
                     return image_to_array(Image.fromarray(array), info.shape, self.normalize_images, True, what)
                 raise InputError(f"{what}: image array of shape {array.shape} does not match the input's "
                                  f"{info.shape[-2]}x{info.shape[-1]} (HxW)")
-            channels = info.shape[0] if len(info.shape) == 3 else 1
+            channels = image_channels(info.shape)
             if array.ndim == 3 and array.shape[2] != channels:
                 raise InputError(f"{what}: image array has {array.shape[2]} channels, the input needs {channels}")
             return pixels_to_input(array, info.shape, self.normalize_images)

@@ -18,6 +18,11 @@ def is_image_shape(shape: tuple[int, ...]) -> bool:
     return len(shape) == 2 and shape[0] > 1 and shape[1] > 1
 
 
+def image_channels(shape: tuple[int, ...]) -> int:
+    """Channels an image input of ``shape`` takes: (C, H, W) inputs C, (H, W) inputs 1."""
+    return shape[0] if len(shape) == 3 else 1
+
+
 def _open(source: Any, what: str) -> Any:
     from PIL import Image
 
@@ -48,7 +53,7 @@ def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize:
         if pixels is not None:
             return pixels_to_input(pixels, shape, normalize)
     image = _open(source, what)
-    channels = shape[0] if len(shape) == 3 else 1
+    channels = image_channels(shape)
     height, width = shape[-2], shape[-1]
     sixteen_bit = image.mode in ("I;16", "I;16B", "I;16L", "I")
     wanted = "L" if channels == 1 else "RGB"
@@ -113,7 +118,7 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     decode = _fast_png_decoder()
     if not decode:
         return None
-    channels = shape[0] if len(shape) == 3 else 1
+    channels = image_channels(shape)
     try:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size > _FAST_PATH_MAX_BYTES:
