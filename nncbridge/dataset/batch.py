@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import BackendError, DatasetError, NncBridgeError
 from ..util.files import atomic_output
 from .csv_io import Column, DatasetCsv, carried_cell, cell_to_array, format_values, output_columns
-from .images import image_to_array
+from .images import pixels_to_batch, pixels_to_input
 
 if TYPE_CHECKING:
     from ..predictor import Predictor, TensorInfo
@@ -182,7 +182,7 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
             per_input[k].append(array)
     if not good:
         return _ChunkResult("", 0, errors)
-    results = predictor.run_batch({info.name: np.stack(arrays)
+    results = predictor.run_batch({info.name: _stack_samples(arrays, info.shape, plan.normalize)
                                    for (info, _), arrays in zip(plan.bindings, per_input)})
     flat = [r.reshape(len(good), -1) for r in results]
     buffer = io.StringIO()
@@ -194,6 +194,14 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
             values += format_values(r[i])
         writer.writerow([carried_cell(c, col) for c, col in zip(cells, columns)] + values)
     return _ChunkResult(buffer.getvalue(), len(good), errors)
+
+
+def _stack_samples(samples: list[np.ndarray], shape: tuple[int, ...], normalize: bool) -> np.ndarray:
+    """One input's batch from ``cell_to_array``'s samples: float32 ones as they are, image pixels
+    (integer-typed) scaled; a chunk of 8-bit images is scaled in one step."""
+    if all(s.dtype == np.uint8 for s in samples):
+        return pixels_to_batch(np.stack(samples), shape, normalize)
+    return np.stack([s if s.dtype == np.float32 else pixels_to_input(s, shape, normalize) for s in samples])
 
 
 def _bind(table: DatasetCsv, predictor: Predictor) -> tuple[tuple[TensorInfo, tuple[Column, ...]], ...]:
@@ -220,10 +228,7 @@ def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> list[np.ndarray] |
             if len(cells) <= columns[-1].index:
                 raise DatasetError(f"column {columns[-1].header!r}: the row has only {len(cells)} cells")
             if len(columns) == 1:
-                load = partial(image_to_array, shape=info.shape, normalize=plan.normalize,
-                               what=f"column {column.header!r}")
-                arrays.append(cell_to_array(cells[column.index].strip(), column, plan.folder, info.shape,
-                                            plan.normalize, load))
+                arrays.append(cell_to_array(cells[column.index].strip(), column, plan.folder, info.shape))
             else:
                 values = []
                 for column in columns:

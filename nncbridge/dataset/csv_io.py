@@ -13,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import DatasetError
+from .images import load_pixels
 
 _VECTOR = re.compile(r"^(?P<name>.*)__(?P<index>\d+)$")
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
@@ -103,12 +104,13 @@ def _describe(e: Exception) -> str:
     return str(e)
 
 
-def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[int, ...], normalize: bool,
-                  load_image: Any) -> np.ndarray:
-    """One CSV cell as a sample for an input of ``shape`` (a number, an image, or a CSV matrix file)."""
+def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[int, ...]) -> np.ndarray:
+    """One CSV cell as a sample for an input of ``shape``: a number or a CSV matrix file as float32
+    in that shape, an image as its pixels (``images.load_pixels``; integer-typed, so callers tell
+    them apart by dtype and convert whole batches of them at once)."""
     ext = os.path.splitext(cell)[1].lower()  # no number has one of these endings
     if ext in IMAGE_EXTENSIONS:
-        return load_image(os.path.join(folder, cell))
+        return load_pixels(os.path.join(folder, cell), shape, what=f"column {column.header!r}")
     if is_float(cell):
         value = np.array([float(cell)], dtype=np.float32)
         if int(np.prod(shape)) != 1:
