@@ -13,8 +13,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+# concurrent.futures.process (and multiprocessing) load only when worker processes are asked for.
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -102,7 +102,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
                     summary.rows += result.rows
                     if progress is not None:
                         progress(result.rows + len(result.errors))
-            except BrokenProcessPool as e:
+            except BrokenExecutor as e:  # a worker process died (threads have no initializer)
                 raise BackendError(f"a worker process stopped unexpectedly ({e})") from None
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -123,6 +123,7 @@ def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
     """The pool, the task it runs per chunk, and how many chunks it runs at once."""
     if processes > 0:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         # spawn, not fork: the parent already runs onnxruntime's threads.
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
