@@ -71,5 +71,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # One thread unless the caller's environment says otherwise (bench_predict.py's "defaults"
+    # comparison passes NNCBRIDGE_BENCH_NNABLA_DEFAULT_THREADS=1 and leaves OMP_NUM_THREADS unset).
+    if not os.environ.get("NNCBRIDGE_BENCH_NNABLA_DEFAULT_THREADS"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.exit(main())

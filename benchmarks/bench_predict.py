@@ -5,7 +5,9 @@
 1. speed: one thread each, batch 1 and 64, LeNet (shared export) and ResNet-18: ``Predictor.predict``
    (onnxruntime backend, ``intra_op_num_threads=1``) against nnabla ``NnpLoader`` → ``forward``
    (nnabla venv, OMP_NUM_THREADS=1, ``benchmarks/_nnabla_runner.py`` serving timing rounds) and
-   a raw onnxruntime session (default options, 1 thread) on the same ONNX graph. The three run in
+   a raw onnxruntime session (default options, 1 thread) on the same ONNX graph. Also each at its
+   default settings: ``nncbridge.load(model)`` (onnxruntime picks one thread per core) against
+   nnabla with OMP_NUM_THREADS unset (its CPU code runs on one thread either way). All five run in
    alternating rounds (so load from elsewhere hits all alike); median per call, wall and CPU time.
    Targets: nnabla time / Predictor time ≥ 6; Predictor no slower than raw onnxruntime.
 2. cli: whole process, ``nncbridge predict LENET DATA.csv -o OUT.csv --batch-size 64`` against
@@ -52,6 +54,19 @@ s.run(None, {i.name: x})
 
 
 # -- 1. speed ---------------------------------------------------------------------------------------
+def _nnabla_server(venv: Path, path: Path, npz: Path, default_threads: bool) -> subprocess.Popen:
+    env = c.nnabla_env(threads=None if default_threads else 1)
+    if default_threads:
+        env.pop("OMP_NUM_THREADS", None)
+        env["NNCBRIDGE_BENCH_NNABLA_DEFAULT_THREADS"] = "1"
+    server = subprocess.Popen([str(venv / "bin" / "python"), str(RUNNER), "serve", str(path), "--batches", "1,64",
+                               "--outputs", str(npz)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if server.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"{RUNNER} failed on {path}")
+    return server
+
+
 def speed(venv: Path, models: dict[str, Path], rounds: int) -> dict:
     import onnxruntime as ort
 
@@ -61,17 +76,16 @@ def speed(venv: Path, models: dict[str, Path], rounds: int) -> dict:
     for name, path in models.items():
         try:
             predictor = nncbridge.load(path, backend="onnxruntime", intra_op_num_threads=1)
+            predictor_default = nncbridge.load(path, backend="onnxruntime")
         except nncbridge.NncBridgeError as e:
             c.log(f"[speed {name}] skipped: {e}")
             results[f"{name}/skipped"] = str(e).splitlines()[:3]
             continue
-        c.log(f"[speed {name}] nnabla NnpLoader (subprocess, 1 thread) / Predictor / raw onnxruntime, interleaved")
+        c.log(f"[speed {name}] nnabla NnpLoader (subprocesses: 1 thread, default threads) / Predictor (1 thread, "
+              "default threads) / raw onnxruntime (1 thread), interleaved")
         npz = c.WORK / f"nnabla-{name}-outputs.npz"
-        server = subprocess.Popen([str(venv / "bin" / "python"), str(RUNNER), "serve", str(path), "--batches", "1,64",
-                                   "--outputs", str(npz)], env=c.nnabla_env(threads=1), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{RUNNER} failed on {path}")
+        servers = {"nnabla": _nnabla_server(venv, path, npz, False),
+                   "nnabla_default": _nnabla_server(venv, path, c.WORK / f"nnabla-{name}-outputs-default.npz", True)}
         reference = np.load(npz)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -85,17 +99,22 @@ def speed(venv: Path, models: dict[str, Path], rounds: int) -> dict:
             diff = float(np.max(np.abs(got.astype(np.float64) - reference[f"b{batch}"].reshape(got.shape))))
             n_rounds = rounds if batch == 1 or name == "lenet" else max(3, rounds // 3)
 
-            def nnabla_timer(n: int, batch: int = batch) -> tuple[float, float]:
-                server.stdin.write(f"{batch} {n}\n")
-                server.stdin.flush()
-                answer = json.loads(server.stdout.readline())
-                return answer["wall"], answer["cpu"]
+            def nnabla_timer(server: subprocess.Popen, batch: int = batch) -> c.Timer:
+                def timer(n: int) -> tuple[float, float]:
+                    server.stdin.write(f"{batch} {n}\n")
+                    server.stdin.flush()
+                    answer = json.loads(server.stdout.readline())
+                    return answer["wall"], answer["cpu"]
+                return timer
 
-            times = c.interleaved({"nnabla": nnabla_timer,
+            times = c.interleaved({"nnabla": nnabla_timer(servers["nnabla"]),
                                    "predictor": c.local_timer(lambda: predictor.predict(x)),
-                                   "raw_onnxruntime": c.local_timer(lambda: raw.run(None, {in_name: x}))},
+                                   "raw_onnxruntime": c.local_timer(lambda: raw.run(None, {in_name: x})),
+                                   "nnabla_default": nnabla_timer(servers["nnabla_default"]),
+                                   "predictor_default": c.local_timer(lambda: predictor_default.predict(x))},
                                   n_rounds, min_round_seconds=0.3, warmup=0 if n_rounds < rounds else 1)
             nn_t, ours, raw_t = times["nnabla"], times["predictor"], times["raw_onnxruntime"]
+            nn_d, ours_d = times["nnabla_default"], times["predictor_default"]
             results[f"{name}/b{batch}"] = {
                 "nnabla_ms": round(nn_t["wall"] * 1e3, 4), "predictor_ms": round(ours["wall"] * 1e3, 4),
                 "raw_onnxruntime_ms": round(raw_t["wall"] * 1e3, 4),
@@ -106,10 +125,15 @@ def speed(venv: Path, models: dict[str, Path], rounds: int) -> dict:
                 "raw_onnxruntime_over_predictor": c.ratio(raw_t["wall"], ours["wall"]),
                 "raw_onnxruntime_over_predictor_cpu_time": c.ratio(raw_t["cpu"], ours["cpu"]),
                 "target_vs_raw": 1.0, "max_abs_diff_vs_nnabla": diff,
-                "max_abs_output": float(np.max(np.abs(reference[f"b{batch}"])))}
-        server.stdin.close()
-        server.wait()
-        del predictor, raw
+                "max_abs_output": float(np.max(np.abs(reference[f"b{batch}"]))),
+                "defaults": {"nnabla_ms": round(nn_d["wall"] * 1e3, 4), "nnabla_cpu_ms": round(nn_d["cpu"] * 1e3, 4),
+                             "predictor_ms": round(ours_d["wall"] * 1e3, 4),
+                             "predictor_cpu_ms": round(ours_d["cpu"] * 1e3, 4),
+                             "speedup_vs_nnabla": c.ratio(nn_d["wall"], ours_d["wall"])}}
+        for server in servers.values():
+            server.stdin.close()
+            server.wait()
+        del predictor, predictor_default, raw
     return results
 
 
@@ -260,6 +284,12 @@ def main() -> int:
                        if not k.endswith("skipped")],
                       ["model/batch", "nnabla", "Predictor", "raw ort", "vs nnabla", "(CPU)", "raw/Predictor", "(CPU)",
                        "max|Δ|"]))
+        print("\nInference, default settings of each (nnabla: its own threading; Predictor: onnxruntime's "
+              "default thread count)")
+        print(c.table([[k, f"{r['defaults']['nnabla_ms']:.4g} ms", f"{r['defaults']['predictor_ms']:.4g} ms",
+                        f"{r['defaults']['speedup_vs_nnabla']}x"] for k, r in results["speed"].items()
+                       if not k.endswith("skipped") and "defaults" in r],
+                      ["model/batch", "nnabla", "Predictor", "vs nnabla"]))
         for k, r in results["speed"].items():
             if k.endswith("skipped"):
                 misses.append(f"{k}: {r[0] if r else ''}")
