@@ -73,3 +73,24 @@ def test_declared_size_over_the_pixel_limit_is_not_decoded(tmp_path, monkeypatch
     assert images._plain_png_pixels(path, (1, 9, 7)) is None
     with pytest.raises(InputError, match="larger than 30 pixels"):
         images.image_to_array(path, (1, 9, 7), True)
+
+
+def test_a_chunk_of_mixed_samples_is_scaled_per_sample_from_first_principles(tmp_path):
+    from nncbridge.dataset.batch import _stack_samples
+    from nncbridge.dataset.csv_io import Column, cell_to_array
+
+    eight = RNG.randint(0, 256, (9, 7)).astype(np.uint8)
+    sixteen = RNG.randint(0, 65536, (9, 7)).astype(np.uint16)
+    Image.fromarray(eight, "L").save(tmp_path / "a.png")
+    Image.fromarray(sixteen).save(tmp_path / "b.png")
+    column = Column(0, "x:image", "x", None, "image")
+    samples = [cell_to_array(name, column, tmp_path, (1, 9, 7)) for name in ("a.png", "b.png", "a.png")]
+    assert samples[0].dtype == np.uint8 and samples[1].dtype.kind in "ui" and samples[1].dtype != np.uint8
+    for normalize, scale8, scale16 in ((True, 255.0, 65535.0), (False, 1.0, 1.0)):
+        batch = _stack_samples(samples, (1, 9, 7), normalize)
+        first = (eight.astype(np.float64) / scale8).astype(np.float32)[None]
+        second = (sixteen.astype(np.float64) / scale16).astype(np.float32)[None]
+        assert batch.dtype == np.float32 and batch.shape == (3, 1, 9, 7)
+        np.testing.assert_array_equal(batch, np.stack([first, second, first]))
+        eights = _stack_samples([samples[0], samples[2]], (1, 9, 7), normalize)  # the one-step path
+        np.testing.assert_array_equal(eights, np.stack([first, first]))
