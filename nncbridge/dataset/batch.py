@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..predictor import Predictor, TensorInfo
 
 _Rows = list[tuple[int, list[str]]]
+_PROCESS_TASK_ROWS = 512
 
 
 @dataclass
@@ -58,6 +59,7 @@ class _Plan:
     bindings: tuple[tuple[TensorInfo, tuple[Column, ...]], ...]
     normalize: bool
     skip_errors: bool
+    batch_size: int
 
 
 @dataclass
@@ -85,7 +87,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
         plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
-                     predictor.normalize_images, skip_errors)
+                     predictor.normalize_images, skip_errors, batch_size)
         header = list(table.header)
         for o in predictor.outputs:
             header += output_columns(o.data_name or o.name, o.shape)
@@ -93,8 +95,10 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
             csv.writer(f, lineterminator="\n").writerow(header)
             pool, task, parallel = _pool(predictor, plan, workers, processes)
             try:
-                # A couple of chunks ahead of every worker keeps them busy while memory stays flat.
-                for result in _in_order(pool, task, _chunks(table.rows(), batch_size), 2 * parallel + 1):
+                # A couple of tasks ahead of every worker keeps them busy while memory stays flat.
+                # A task sent to a process costs ~0.5 ms in this one, so those get several batches.
+                task_rows = batch_size * (max(1, _PROCESS_TASK_ROWS // batch_size) if processes else 1)
+                for result in _in_order(pool, task, _chunks(table.rows(), task_rows), 2 * parallel + 1):
                     if result.errors and not skip_errors:
                         raise DatasetError(result.errors[0])
                     summary.skipped += result.errors
@@ -129,10 +133,10 @@ def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker,
                                    initargs=(predictor._rebuild_arguments(single_threaded=True), plan))
-        return pool, _run_chunk_in_worker, processes
+        return pool, _run_task_in_worker, processes
     threads = workers or min(8, os.cpu_count() or 1)
     return (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nncbridge-predict"),
-            partial(_run_chunk, predictor, plan), threads)
+            partial(_run_task, predictor, plan), threads)
 
 
 def _in_order(pool: Executor, task: Callable[[_Rows], _ChunkResult], chunks: Iterator[_Rows],
@@ -161,9 +165,26 @@ def _start_worker(rebuild: tuple[Any, ...], plan: _Plan) -> None:
     _worker = (_rebuild(*rebuild), plan)
 
 
-def _run_chunk_in_worker(rows: _Rows) -> _ChunkResult:
+def _run_task_in_worker(rows: _Rows) -> _ChunkResult:
     assert _worker is not None, "worker process was not initialized"
-    return _run_chunk(_worker[0], _worker[1], rows)
+    return _run_task(_worker[0], _worker[1], rows)
+
+
+def _run_task(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
+    """``_run_chunk`` over ``rows`` in batches of the plan's batch size, as one result."""
+    if len(rows) <= plan.batch_size:
+        return _run_chunk(predictor, plan, rows)
+    texts: list[str] = []
+    done = 0
+    errors: list[str] = []
+    for start in range(0, len(rows), plan.batch_size):
+        part = _run_chunk(predictor, plan, rows[start:start + plan.batch_size])
+        texts.append(part.text)
+        done += part.rows
+        errors += part.errors
+        if part.errors and not plan.skip_errors:
+            break
+    return _ChunkResult("".join(texts), done, errors)
 
 
 def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
