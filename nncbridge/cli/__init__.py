@@ -58,7 +58,7 @@ def console_main() -> NoReturn:
     """The ``nncbridge`` command: ``main``, then exit without tearing the interpreter down.
 
     By then the command's files are closed and its threads and processes have ended; unloading
-    every module and onnxruntime's session would only add ~50 ms to each run.
+    every module and onnxruntime's session would only add 0.05-0.1 s to each run.
     """
     code = main()
     try:

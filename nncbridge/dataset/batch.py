@@ -1,8 +1,9 @@
 """Batch prediction over a Console dataset CSV: streamed in chunks, run on threads or worker processes.
 
-Each chunk of rows is decoded, predicted and formatted as output CSV text by one task; the tasks
-run on a thread pool sharing the caller's Predictor, or on worker processes that each rebuild it
-(decoding images is mostly Python and holds the GIL, so only processes use every core). Results
+Each chunk of rows (one batch) is decoded, predicted and formatted as output CSV text by one task;
+the tasks run on a thread pool sharing the caller's Predictor, or on worker processes that each
+rebuild it (decoding images is mostly Python and holds the GIL, so only processes use every core;
+a task sent to a process holds several chunks, as sending it has a cost of its own). Results
 are written in input order; at most a few chunks are in flight, so memory stays flat.
 """
 from __future__ import annotations
