@@ -3,8 +3,10 @@ or an NncBridgeError; nothing allocates what a shape merely declares."""
 from __future__ import annotations
 
 import io
+import os
 import resource
 import struct
+import threading
 import time
 import zipfile
 import zlib
@@ -386,6 +388,34 @@ def test_zero_byte_and_truncated_pngs_in_a_csv(tmp_path, capsys, content):
     assert main(["predict", str(model), str(csv), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "bad.png" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_image_cell_naming_a_fifo_or_directory_is_refused_without_waiting(tmp_path, kind):
+    model = write_nnp(tmp_path / "image.nnp", identity_nntxt((1, 28, 28)))
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "x.png")  # opening it for reading would wait for a writer forever
+    else:
+        (tmp_path / "x.png").mkdir()
+    csv = tmp_path / "data.csv"
+    csv.write_text("x:image\nx.png\n")
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(main(["predict", str(model), str(csv), "-o", str(tmp_path / "out.csv"), "--quiet"]))
+        except BaseException as e:  # reported below
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "predict is still waiting on the named pipe"
+    assert outcome == [2]
+    assert not (tmp_path / "out.csv").exists()
+    with pytest.raises(InputError, match="not a regular file"):
+        nncbridge.load(model).predict(tmp_path / "x.png")
 
 
 # -- CSV edge cases not covered in test_predict_cli -----------------------------------------------------------

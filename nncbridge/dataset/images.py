@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,8 @@ def _open(source: Any, what: str) -> Any:
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if isinstance(source, Image.Image):
         return source
+    if isinstance(source, (str, os.PathLike)):
+        _require_regular_file(source, what)
     try:
         image = Image.open(source)
         image.load()
@@ -39,6 +42,18 @@ def _open(source: Any, what: str) -> Any:
         raise InputError(f"{what}: image is larger than {MAX_IMAGE_PIXELS} pixels") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise InputError(f"{what}: cannot read image {os.fspath(source) if not hasattr(source, 'read') else ''}: {e}") from None
+
+
+def _require_regular_file(path: Any, what: str) -> None:
+    """Refuse a path that is not a regular file (a FIFO or device would block or never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what}: image file not found: {os.fspath(path)}") from None
+    except OSError as e:
+        raise InputError(f"{what}: cannot read image {os.fspath(path)}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what}: {os.fspath(path)} is not a regular file")
 
 
 def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize: bool = False,
@@ -104,7 +119,8 @@ _SCALED_UINT8 = (np.arange(256, dtype=np.float64) * (1.0 / 255.0)).astype(np.flo
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FAST_PATH_MAX_BYTES = 64 << 20  # bigger files go to Pillow, which reads them incrementally
 _png_decoder: Any = None
-_READ_BINARY = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows only
+# O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused, not read).
+_READ_BINARY = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def _fast_png_decoder() -> Any:
@@ -134,8 +150,9 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     try:  # os-level calls: a third of the cost of open().read() for files this small
         fd = os.open(path, _READ_BINARY)
         try:
-            size = os.fstat(fd).st_size
-            if size > _FAST_PATH_MAX_BYTES:
+            info = os.fstat(fd)
+            size = info.st_size
+            if size > _FAST_PATH_MAX_BYTES or not stat.S_ISREG(info.st_mode):
                 return None
             data = os.read(fd, size)
         finally:
