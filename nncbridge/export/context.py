@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import UnsupportedFunctionError
 from ..functions.registry import FunctionCall
 from ..model.graph import Shape
+from . import onnx_proto
 
 EXTERNAL_MIN_BYTES = 1024
 
@@ -16,8 +17,6 @@ class GraphBuilder:
     """Accumulates ONNX nodes and initializers; hands out unique tensor names."""
 
     def __init__(self, opset: int, external_weights: bool = False) -> None:
-        import onnx  # noqa: F401  (fail early with a clear ImportError)
-
         self.opset = opset
         self.nodes: list[Any] = []
         self.initializers: dict[str, Any] = {}
@@ -37,18 +36,13 @@ class GraphBuilder:
                 return name
 
     def add_initializer(self, name: str, value: np.ndarray) -> str:
-        from onnx import TensorProto, helper, numpy_helper
-
         self.used_names.add(name)
         array = np.ascontiguousarray(value).reshape(np.shape(value))
         if self.external_arrays is not None and array.nbytes >= EXTERNAL_MIN_BYTES:
-            tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
-                                 dims=array.shape, data_location=TensorProto.EXTERNAL)
-            tensor.external_data.add(key="location", value=name)
             self.external_arrays[name] = array
-            self.initializers[name] = tensor
+            self.initializers[name] = onnx_proto.external_tensor(array, name)
         else:
-            self.initializers[name] = numpy_helper.from_array(array, name)
+            self.initializers[name] = onnx_proto.tensor_from_array(array, name)
         self.constant_values[name] = value
         return name
 
@@ -97,14 +91,12 @@ class LoweringContext:
     def node(self, op_type: str, inputs: list[str], outputs: list[str] | int | None = None,
              domain: str | None = None, **attrs: Any) -> list[str]:
         """Add a node; returns its output names (fresh ones unless given)."""
-        from onnx import helper
-
         if outputs is None:
             outputs = 1
         if isinstance(outputs, int):
             outputs = [self.fresh(op_type) for _ in range(outputs)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        node = helper.make_node(op_type, inputs, outputs, name=self.fresh(op_type), domain=domain, **attrs)
+        node = onnx_proto.make_node(op_type, inputs, outputs, name=self.fresh(op_type), domain=domain, **attrs)
         self.builder.nodes.append(node)
         return list(outputs)
 

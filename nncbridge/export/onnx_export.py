@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Union
 
 import numpy as np
@@ -10,6 +11,7 @@ from ..errors import ConversionError, ModelError, UnsupportedFunctionError
 from ..functions.registry import FunctionCall, function_spec, lowering_for
 from ..model.graph import Executor, Function, Model, Network, divides_images_by_255
 from ..model.shapes import infer_shapes, topological_order
+from . import onnx_proto
 from .context import GraphBuilder, LoweringContext
 
 MIN_OPSET = 13
@@ -25,19 +27,27 @@ def newest_onnx_opset() -> int:
     return int(onnx.defs.onnx_opset_version())
 
 
-def default_opset() -> int:
-    """The newest opset both the installed onnx and onnxruntime know."""
-    newest = newest_onnx_opset()
+def default_opset(for_onnxruntime_only: bool = False) -> int:
+    """The newest opset both the installed onnx and onnxruntime know; with
+    ``for_onnxruntime_only`` (a model only onnxruntime reads) the installed onnx does not matter."""
+    newest = onnx_proto.NEWEST_OPSET if for_onnxruntime_only else newest_onnx_opset()
     try:
-        from importlib.metadata import version  # PackageNotFoundError is an ImportError
-
-        major, minor = (int(x) for x in version("onnxruntime").split(".")[:2])
+        major, minor = (int(x) for x in _onnxruntime_version().split(".")[:2])
     except (ImportError, ValueError):
         return min(newest, 17)
     if (major, minor) in _ORT_OPSETS:
         return min(newest, _ORT_OPSETS[(major, minor)])
     known = max(_ORT_OPSETS)
     return min(newest, _ORT_OPSETS[known] if (major, minor) > known else MIN_OPSET)
+
+
+def _onnxruntime_version() -> str:
+    ort = sys.modules.get("onnxruntime")
+    if ort is not None and isinstance(getattr(ort, "__version__", None), str):
+        return str(ort.__version__)
+    from importlib.metadata import version  # cheaper than importing onnxruntime; raises an ImportError
+
+    return version("onnxruntime")
 
 
 def _load(model_or_path: Union[Model, str, "os.PathLike[str]", bytes]) -> Model:
@@ -78,29 +88,39 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
 
     ``check=False`` skips onnx's full checker (a runtime that loads the result validates it anyway).
     """
-    return _convert(model_or_path, executor, opset, batch_size, check, external_weights=False)[0]
-
-
-def to_onnx_with_external_weights(model: Model, executor: str | None = None, opset: int | None = None) -> tuple[Any, dict[str, np.ndarray]]:
-    """``to_onnx`` for a runtime in the same process: initializers of 1 KiB or more are left out of
-    the proto (marked external, located by their own name) and returned as arrays, uncopied."""
-    proto, arrays = _convert(model, executor, opset, None, False, external_weights=True)
-    return proto, arrays or {}
-
-
-def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executor: str | None,
-             opset: int | None, batch_size: int | None, check: bool,
-             external_weights: bool) -> tuple[Any, dict[str, np.ndarray] | None]:
     try:
         import onnx
-        from onnx import TensorProto, helper
     except ImportError:  # pragma: no cover
         raise ConversionError("ONNX export needs the 'onnx' package (pip install onnx)") from None
 
     model = _load(model_or_path)
+    proto, _ = _convert(model, executor, opset, batch_size, external_weights=False)
+    result = onnx.ModelProto.FromString(proto.SerializeToString())
+    if check:
+        try:
+            onnx.checker.check_model(result, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            raise ConversionError(f"{model.source.path}: the ONNX graph failed onnx's checker: {e}") from None
+    return result
+
+
+def to_onnx_with_external_weights(model: Model, executor: str | None = None, opset: int | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """``to_onnx`` for a runtime in the same process, without importing onnx: the model as
+    nncbridge's own ``ModelProto`` (see ``onnx_proto``); initializers of 1 KiB or more are left out
+    of it (marked external, located by their own name) and returned as arrays, uncopied."""
+    proto, arrays = _convert(model, executor, opset, None, external_weights=True)
+    return proto, arrays or {}
+
+
+def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executor: str | None,
+             opset: int | None, batch_size: int | None,
+             external_weights: bool) -> tuple[Any, dict[str, np.ndarray] | None]:
+    model = _load(model_or_path)
     exe = model.executor(executor)
-    newest = newest_onnx_opset()
-    opset = default_opset() if opset is None else int(opset)
+    # A model for onnxruntime in this process need not meet the onnx package (~80 ms to import).
+    opset = default_opset(for_onnxruntime_only=external_weights) if opset is None else int(opset)
+    newest = onnx_proto.NEWEST_OPSET if external_weights and opset <= onnx_proto.NEWEST_OPSET \
+        else newest_onnx_opset()
     if not MIN_OPSET <= opset <= newest:
         raise ConversionError(f"opset {opset} is not available: choose {MIN_OPSET}..{newest}")
     if batch_size is not None and batch_size < 1:
@@ -203,7 +223,7 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
         shape: list[Any] = list(report.shapes[name])
         if shape and other.get(name, ())[:1] != tuple(shape[:1]):
             shape[0] = BATCH_DIM
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+        return onnx_proto.value_info(name, onnx_proto.TENSOR_FLOAT, shape)
 
     _fold_identities(builder.nodes, {d.variable for d in exe.data} | {o.variable for o in exe.outputs})
     # Parameters a lowering folded into new constants (stored batch-norm statistics, ...) are dropped.
@@ -211,24 +231,16 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
     initializers = {name: t for name, t in builder.initializers.items() if name in used}
     external = None if builder.external_arrays is None else \
         {name: a for name, a in builder.external_arrays.items() if name in initializers}
-    graph = helper.make_graph(
-        builder.nodes,
-        network.name,
-        [value_info(d.variable) for d in exe.data],
-        [value_info(o.variable) for o in exe.outputs],
-        initializer=list(initializers.values()),
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nncbridge",
-                              producer_version=_version())
-    proto.ir_version = helper.find_min_ir_version_for(opsets)
+    proto = onnx_proto.message("ModelProto", ir_version=onnx_proto.ir_version_for(opset),
+                               producer_name="nncbridge", producer_version=_version())
+    proto.opset_import.add(domain="", version=opset)
+    graph = proto.graph
+    graph.node.extend(builder.nodes)
+    graph.name = network.name
+    graph.initializer.extend(initializers.values())
+    graph.input.extend(value_info(d.variable) for d in exe.data)
+    graph.output.extend(value_info(o.variable) for o in exe.outputs)
     _add_metadata(proto, model, exe)
-    if not check:
-        return proto, external
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ConversionError(f"{model.source.path}: the ONNX graph failed onnx's checker: {e}") from None
     return proto, external
 
 
@@ -258,9 +270,9 @@ def _fold_identities(nodes: list[Any], boundary: set[str]) -> None:
 
 def _add_generators(builder: GraphBuilder, network: Network, exe: Executor, batch_size: int | None) -> None:
     """Constant/Range generator variables as constants; a batched one follows the first data input's batch."""
-    from onnx import helper
-
     from ..model.expand import executor_generators
+
+    make_node = onnx_proto.make_node
 
     for g in executor_generators(network, exe.generators):
         if not g.deterministic:
@@ -275,10 +287,10 @@ def _add_generators(builder: GraphBuilder, network: Network, exe: Executor, batc
                        for n, v in (("one", 1), ("zero", 0)))
         shape, batch, target = (builder.fresh(f"{g.variable}/{n}") for n in ("shape", "batch", "target"))
         builder.nodes += [
-            helper.make_node("Shape", [exe.data[0].variable], [shape], name=builder.fresh("Shape")),
-            helper.make_node("Slice", [shape, zero, first], [batch], name=builder.fresh("Slice")),
-            helper.make_node("Concat", [batch, rest], [target], name=builder.fresh("Concat"), axis=0),
-            helper.make_node("Expand", [one, target], [g.variable], name=builder.fresh("Expand")),
+            make_node("Shape", [exe.data[0].variable], [shape], name=builder.fresh("Shape")),
+            make_node("Slice", [shape, zero, first], [batch], name=builder.fresh("Slice")),
+            make_node("Concat", [batch, rest], [target], name=builder.fresh("Concat"), axis=0),
+            make_node("Expand", [one, target], [g.variable], name=builder.fresh("Expand")),
         ]
 
 
