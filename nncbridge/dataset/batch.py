@@ -173,8 +173,6 @@ def _run_task_in_worker(rows: _Rows) -> _ChunkResult:
 
 def _run_task(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
     """``_run_chunk`` over ``rows`` in batches of the plan's batch size, as one result."""
-    if len(rows) <= plan.batch_size:
-        return _run_chunk(predictor, plan, rows)
     texts: list[str] = []
     done = 0
     errors: list[str] = []
