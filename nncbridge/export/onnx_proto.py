@@ -111,11 +111,7 @@ def ir_version_for(opset: int) -> int:
 
 def tensor_from_array(array: np.ndarray, name: str) -> Any:
     """A tensor holding ``array`` in ``raw_data`` (little-endian), as onnx.numpy_helper.from_array."""
-    if array.dtype not in _DATA_TYPES:
-        raise TypeError(f"no ONNX tensor type for numpy dtype {array.dtype}")
-    tensor = message("TensorProto", dims=array.shape, data_type=_DATA_TYPES[array.dtype])
-    if name:
-        tensor.name = name
+    tensor = _tensor_header(array, name)
     data = np.ascontiguousarray(array)
     tensor.raw_data = (data.byteswap() if sys.byteorder == "big" else data).tobytes()
     return tensor
@@ -123,9 +119,19 @@ def tensor_from_array(array: np.ndarray, name: str) -> Any:
 
 def external_tensor(array: np.ndarray, name: str) -> Any:
     """A tensor whose data lives outside the model, located by its own name."""
-    tensor = message("TensorProto", dims=array.shape, data_type=_DATA_TYPES[array.dtype], name=name,
-                     data_location=EXTERNAL)
+    tensor = _tensor_header(array, name)
+    tensor.data_location = EXTERNAL
     tensor.external_data.add(key="location", value=name)
+    return tensor
+
+
+def _tensor_header(array: np.ndarray, name: str) -> Any:
+    """A tensor with ``array``'s dims and element type and the given name, but no data yet."""
+    if array.dtype not in _DATA_TYPES:
+        raise TypeError(f"no ONNX tensor type for numpy dtype {array.dtype}")
+    tensor = message("TensorProto", dims=array.shape, data_type=_DATA_TYPES[array.dtype])
+    if name:
+        tensor.name = name
     return tensor
 
 
