@@ -30,9 +30,10 @@ def _open(source: Any, what: str) -> Any:
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if isinstance(source, Image.Image):
         return source
-    if isinstance(source, (str, os.PathLike)):
-        _require_regular_file(source, what)
     try:
+        # A FIFO or device path would block or never end: only regular files are opened.
+        if isinstance(source, (str, os.PathLike)) and not stat.S_ISREG(os.stat(source).st_mode):
+            raise InputError(f"{what}: {os.fspath(source)} is not a regular file")
         image = Image.open(source)
         image.load()
         return image
@@ -42,18 +43,6 @@ def _open(source: Any, what: str) -> Any:
         raise InputError(f"{what}: image is larger than {MAX_IMAGE_PIXELS} pixels") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise InputError(f"{what}: cannot read image {os.fspath(source) if not hasattr(source, 'read') else ''}: {e}") from None
-
-
-def _require_regular_file(path: Any, what: str) -> None:
-    """Refuse a path that is not a regular file (a FIFO or device would block or never end)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise InputError(f"{what}: image file not found: {os.fspath(path)}") from None
-    except OSError as e:
-        raise InputError(f"{what}: cannot read image {os.fspath(path)}: {e.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{what}: {os.fspath(path)} is not a regular file")
 
 
 def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize: bool = False,
