@@ -94,3 +94,13 @@ def test_a_chunk_of_mixed_samples_is_scaled_per_sample_from_first_principles(tmp
         np.testing.assert_array_equal(batch, np.stack([first, second, first]))
         eights = _stack_samples([samples[0], samples[2]], (1, 9, 7), normalize)  # the one-step path
         np.testing.assert_array_equal(eights, np.stack([first, first]))
+
+
+@pytest.mark.parametrize("name", ["x\0.png", "missing.png"])
+def test_unopenable_paths_are_input_errors_on_both_paths(tmp_path, name):
+    path = f"{tmp_path}/{name}"
+    assert images._plain_png_pixels(path, (1, 9, 7)) is None
+    with pytest.raises(InputError, match="cannot read image|not found"):
+        images.image_to_array(path, (1, 9, 7), True)
+    with pytest.raises(InputError, match="cannot read image|not found"):
+        _pillow_only(path, (1, 9, 7))

@@ -146,7 +146,7 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
             data = os.read(fd, size)
         finally:
             os.close(fd)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path; Pillow's path reports it
         return None
     # Signature, then the IHDR chunk: length 13, b"IHDR", width, height, bit depth, colour type.
     if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
