@@ -112,6 +112,14 @@ def test_bad_image_rows(image_model, tmp_path, content, message):
         predict_csv(nncbridge.load(image_model), data, tmp_path / "out.csv")
 
 
+def test_image_cell_for_an_input_that_takes_no_images(vector_model, tmp_path):
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "a.png")
+    data = tmp_path / "data.csv"
+    data.write_text("x:image\na.png\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"line 2: column 'x:image': an input of shape \(2,\) does not take images"):
+        predict_csv(nncbridge.load(vector_model), data, tmp_path / "out.csv")
+
+
 def test_cli_json_summary_and_exit_codes(vector_model, tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("x__0,x__1\n" + "1,2\n" * 10, encoding="utf-8")

@@ -58,6 +58,8 @@ def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize:
 def load_pixels(source: Any, shape: tuple[int, ...], resize: bool = False, what: str = "image") -> np.ndarray:
     """The image's pixels as an input of ``shape`` takes them: (H, W) or (H, W, 3), uint8, or an
     integer type wider than 8 bits for 16-bit grayscale images."""
+    if not is_image_shape(shape):
+        raise InputError(f"{what}: an input of shape {tuple(shape)} does not take images")
     if isinstance(source, (str, os.PathLike)):
         pixels = _plain_png_pixels(source, shape)
         if pixels is not None:
