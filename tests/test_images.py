@@ -1,6 +1,8 @@
 """Image decoding: the optional imagecodecs path must give exactly what Pillow gives, or step aside."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -104,3 +106,23 @@ def test_unopenable_paths_are_input_errors_on_both_paths(tmp_path, name):
         images.image_to_array(path, (1, 9, 7), True)
     with pytest.raises(InputError, match="cannot read image|not found"):
         _pillow_only(path, (1, 9, 7))
+
+
+def test_files_bigger_than_one_read_are_read_whole_up_to_the_limit(tmp_path, monkeypatch):
+    pixels = RNG.randint(0, 256, (200, 300, 3)).astype(np.uint8)  # noise: the PNG stays ~180 KB
+    path = tmp_path / "big.png"
+    Image.fromarray(pixels, "RGB").save(path)
+    assert path.stat().st_size > 2 * images._FIRST_READ
+    np.testing.assert_array_equal(images._plain_png_pixels(path, (3, 200, 300)), pixels)
+    monkeypatch.setattr(images, "_FAST_PATH_MAX_BYTES", path.stat().st_size - 1)
+    assert images._plain_png_pixels(path, (3, 200, 300)) is None
+    np.testing.assert_array_equal(images.load_pixels(path, (3, 200, 300)), pixels)  # Pillow's path
+
+
+def test_a_device_named_like_a_png_is_refused(tmp_path):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    assert images._plain_png_pixels(tmp_path / "zero.png", (1, 9, 7)) is None
+    with pytest.raises(InputError, match="not a regular file"):
+        images.image_to_array(tmp_path / "zero.png", (1, 9, 7), True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -109,8 +110,9 @@ _SCALED_UINT8 = (np.arange(256, dtype=np.float64) * (1.0 / 255.0)).astype(np.flo
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FAST_PATH_MAX_BYTES = 64 << 20  # bigger files go to Pillow, which reads them incrementally
+_FIRST_READ = 1 << 16  # most dataset images fit in one read of this size
 _png_decoder: Any = None
-# O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused, not read).
+# O_NONBLOCK: opening or reading a FIFO must not wait for a writer.
 _READ_BINARY = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -132,37 +134,56 @@ def _fast_png_decoder() -> Any:
 def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     """The pixels of an 8-bit grayscale or RGB PNG that already has the input's size and channel
     count, decoded by imagecodecs; the values Pillow gives for it. None whenever anything else
-    applies (no imagecodecs, another format or layout, a damaged file): Pillow then decodes it,
-    or reports the problem."""
-    decode = _fast_png_decoder()
+    applies (no imagecodecs, another format or layout, a damaged file, not a readable regular
+    file): Pillow then decodes it, or reports the problem."""
+    decode = _png_decoder if _png_decoder is not None else _fast_png_decoder()
     if not decode:
         return None
-    channels = image_channels(shape)
-    try:  # os-level calls: a third of the cost of open().read() for files this small
-        fd = os.open(path, _READ_BINARY)
-        try:
-            info = os.fstat(fd)
-            size = info.st_size
-            if size > _FAST_PATH_MAX_BYTES or not stat.S_ISREG(info.st_mode):
-                return None
-            data = os.read(fd, size)
-        finally:
-            os.close(fd)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the path; Pillow's path reports it
-        return None
+    data = _read_png_file(path)
     # Signature, then the IHDR chunk: length 13, b"IHDR", width, height, bit depth, colour type.
-    if len(data) < 33 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+    if data is None or len(data) < 33 or data[12:16] != b"IHDR":
         return None
-    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    bit_depth, colour_type = data[24], data[25]
-    if (height, width) != tuple(shape[-2:]) or width * height > MAX_IMAGE_PIXELS or bit_depth != 8 \
-            or colour_type != {1: 0, 3: 2}.get(channels):
+    height, width, colour_type, expected = _png_layout(tuple(shape))
+    if data[24] != 8 or data[25] != colour_type or int.from_bytes(data[16:20], "big") != width \
+            or int.from_bytes(data[20:24], "big") != height or width * height > MAX_IMAGE_PIXELS:
         return None
     try:
         pixels = decode(data)
     except Exception:  # imagecodecs raises its own error types for damaged data
         return None
-    expected = (height, width) if channels == 1 else (height, width, 3)
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.shape != expected:
         return None
     return pixels
+
+
+def _read_png_file(path: Any) -> bytes | None:
+    """The bytes of a PNG file of at most ``_FAST_PATH_MAX_BYTES``, or None. With os-level calls:
+    a third of the cost of open().read() for files this small. Devices give no PNG signature,
+    FIFOs no data, directories an error: all None, and the Pillow path then refuses them."""
+    try:
+        fd = os.open(path, _READ_BINARY)
+        try:
+            data = os.read(fd, _FIRST_READ)
+            if len(data) < _FIRST_READ:
+                return data if data.startswith(_PNG_SIGNATURE) else None
+            if not data.startswith(_PNG_SIGNATURE):
+                return None
+            parts, size = [data], len(data)
+            while part := os.read(fd, 1 << 20):
+                size += len(part)
+                if size > _FAST_PATH_MAX_BYTES:
+                    return None
+                parts.append(part)
+            return b"".join(parts)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path; Pillow's path reports it
+        return None
+
+
+@lru_cache(maxsize=64)
+def _png_layout(shape: tuple[int, ...]) -> tuple[int, int, int, tuple[int, ...]]:
+    """Height, width, PNG colour type (0 gray, 2 RGB; -1 none) and decoded array shape for an input."""
+    channels = image_channels(shape)
+    height, width = shape[-2], shape[-1]
+    return height, width, {1: 0, 3: 2}.get(channels, -1), (height, width) if channels == 1 else (height, width, 3)
