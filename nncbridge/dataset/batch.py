@@ -205,15 +205,11 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
         return _ChunkResult("", 0, errors)
     results = predictor.run_batch({info.name: _stack_samples(arrays, info.shape, plan.normalize)
                                    for (info, _), arrays in zip(plan.bindings, per_input)})
-    flat = [r.reshape(len(good), -1) for r in results]
+    values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    columns = plan.columns
-    for i, cells in enumerate(good):
-        values: list[str] = []
-        for r in flat:
-            values += format_values(r[i])
-        writer.writerow([carried_cell(c, col) for c, col in zip(cells, columns)] + values)
+    csv.writer(buffer, lineterminator="\n").writerows(
+        [carried_cell(c, col) for c, col in zip(cells, plan.columns)] + row_values
+        for cells, row_values in zip(good, values))
     return _ChunkResult(buffer.getvalue(), len(good), errors)
 
 

@@ -146,6 +146,7 @@ def carried_cell(cell: str, column: Column) -> str:
     return full.replace(os.sep + "." + os.sep, os.sep)
 
 
-def format_values(values: np.ndarray) -> list[str]:
-    """Shortest round-trip float32 text, as numpy prints float32 scalars (``0.00019709874``)."""
-    return [str(v) for v in np.asarray(values, dtype=np.float32).ravel()]
+def format_values(values: np.ndarray) -> list[list[str]]:
+    """Each row of a 2-D array as shortest round-trip float32 text, as numpy prints float32 scalars
+    (``0.00019709874``): one conversion for the whole array."""
+    return np.asarray(values, dtype=np.float32).astype(str).tolist()
