@@ -154,3 +154,28 @@ def test_worker_processes_report_bad_rows_like_threads(vector_model, tmp_path):
     assert not out.exists()
     summary = predict_csv(nncbridge.load(vector_model), data, out, batch_size=8, processes=2, skip_errors=True)
     assert summary.rows == 80 and len(summary.skipped) == 1 and "line 42" in summary.skipped[0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_output_rows_are_written_as_csv_writer_writes_them(seed):
+    import io
+    import random
+
+    from nncbridge.dataset.csv_io import csv_text
+
+    rnd = random.Random(seed)
+    alphabet = ["a", "1", ".", "/", " ", ",", '"', "\r", "\n", "\x00", "é", "\t", ""]
+    for _ in range(200):
+        rows = [["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 4)))
+                 for _ in range(rnd.choice([1, 2, 3, 5]))] for _ in range(rnd.randint(1, 4))]
+        if rnd.random() < 0.5:  # mostly plain cells, as real datasets have
+            rows = [[c.translate({ord(x): None for x in ',"\r\n\x00'}) for c in r] for r in rows]
+        expected = io.StringIO()
+        try:
+            csv.writer(expected, lineterminator="\n").writerows(rows)
+        except csv.Error:  # Python 3.10 cannot write NUL without an escape character
+            with pytest.raises(csv.Error):
+                csv_text(rows)
+            continue
+        assert csv_text(rows) == expected.getvalue(), rows
+

@@ -9,7 +9,6 @@ are written in input order; at most a few chunks are in flight, so memory stays 
 from __future__ import annotations
 
 import csv
-import io
 import os
 import time
 from collections import deque
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..errors import BackendError, DatasetError, NncBridgeError
 from ..util.files import atomic_output
-from .csv_io import Column, DatasetCsv, carried_cell, cell_to_array, format_values, output_columns
+from .csv_io import Column, DatasetCsv, carried_cell, cell_to_array, csv_text, format_values, output_columns
 from .images import pixels_to_batch, pixels_to_input
 
 if TYPE_CHECKING:
@@ -206,11 +205,9 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
     results = predictor.run_batch({info.name: _stack_samples(arrays, info.shape, plan.normalize)
                                    for (info, _), arrays in zip(plan.bindings, per_input)})
     values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(
-        [carried_cell(c, col) for c, col in zip(cells, plan.columns)] + row_values
-        for cells, row_values in zip(good, values))
-    return _ChunkResult(buffer.getvalue(), len(good), errors)
+    text = csv_text([[carried_cell(c, col) for c, col in zip(cells, plan.columns)] + row_values
+                     for cells, row_values in zip(good, values)])
+    return _ChunkResult(text, len(good), errors)
 
 
 def _stack_samples(samples: list[np.ndarray], shape: tuple[int, ...], normalize: bool) -> np.ndarray:

@@ -3,6 +3,7 @@ in the layout ``nnabla_cli forward`` writes."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -150,3 +151,18 @@ def format_values(values: np.ndarray) -> list[list[str]]:
     """Each row of a 2-D array as shortest round-trip float32 text, as numpy prints float32 scalars
     (``0.00019709874``): one conversion for the whole array."""
     return np.asarray(values, dtype=np.float32).astype(str).tolist()
+
+
+_CSV_SPECIAL = re.compile('[,"\r\n\x00]')
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    """``rows`` as ``csv.writer(f, lineterminator="\n")`` writes them. Rows of two or more cells,
+    none of which needs quoting, are simply joined (4x faster); anything else goes to csv.writer."""
+    if rows and min(map(len, rows)) > 1 and not _CSV_SPECIAL.search("".join(map("".join, rows))):
+        lines = [",".join(row) for row in rows]
+        lines.append("")
+        return "\n".join(lines)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
