@@ -133,8 +133,11 @@ def test_cli_json_summary_and_exit_codes(vector_model, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.csv" in bad.stderr
 
 
-def test_worker_processes_write_exactly_what_threads_write(tmp_path):
+def test_worker_processes_write_exactly_what_threads_write(tmp_path, monkeypatch):
+    from nncbridge.dataset import batch
     from tests.conftest import ROOT
+
+    monkeypatch.setattr(batch, "_PROCESS_TASK_ROWS", 16)  # many tasks: this process runs some too
 
     digits = ROOT / "sample_projects" / "digits"
     threads, processes = tmp_path / "threads.csv", tmp_path / "processes.csv"
@@ -179,3 +182,42 @@ def test_output_rows_are_written_as_csv_writer_writes_them(seed):
             continue
         assert csv_text(rows) == expected.getvalue(), rows
 
+
+def test_this_process_runs_chunks_while_the_pool_is_busy_and_results_stay_in_order():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nncbridge.dataset.batch import _LOCAL_AHEAD, _ChunkResult, _in_order
+
+    released = threading.Event()
+    local_chunks = []
+
+    def in_pool(chunk):
+        assert released.wait(30)
+        return _ChunkResult(f"{chunk[0]},", 1, [])
+
+    def here(chunk):
+        local_chunks.append(chunk[0])
+        if len(local_chunks) == 5:
+            released.set()
+        return _ChunkResult(f"{chunk[0]},", 1, [])
+
+    with ThreadPoolExecutor(1) as pool:
+        texts = [r.text for r in _in_order(pool, in_pool, iter([[i] for i in range(60)]), 2, here)]
+    assert texts == [f"{i}," for i in range(60)]
+    assert local_chunks[:5] == [2, 3, 4, 5, 6]  # the pool held 0 and 1, blocked
+
+    released.clear()
+    before_release = []
+
+    def here_never_releasing(chunk):
+        if not released.is_set():
+            before_release.append(chunk[0])
+        return _ChunkResult(f"{chunk[0]},", 1, [])
+
+    timer = threading.Timer(1.0, released.set)
+    timer.start()
+    with ThreadPoolExecutor(1) as pool:  # only time releases the pool: this process stops ahead
+        texts = [r.text for r in _in_order(pool, in_pool, iter([[i] for i in range(60)]), 2, here_never_releasing)]
+    assert texts == [f"{i}," for i in range(60)]
+    assert before_release == list(range(2, 2 + _LOCAL_AHEAD))

@@ -19,9 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", help="executor to run (default: the only runtime executor)")
     p.add_argument("--workers", type=int, help="threads sharing the model when not using processes "
                    "(default: CPU count, at most 8)")
-    p.add_argument("--processes", type=int, help="worker processes, each loading the model (default: "
-                   f"one per CPU, at most 8, for {PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
+    p.add_argument("--processes", type=int, help="worker processes, each loading the model; this one "
+                   "predicts too while they are busy (default: one fewer than CPUs, at most 7, for "
+                   f"{PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's "
+                   "choice, or 1 with worker processes)")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
     p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -31,14 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset.batch import count_rows, predict_csv
     from ..predictor import load
 
-    options = {"intra_op_num_threads": args.threads} if args.threads and args.backend != "nnabla" else {}
-    predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
     rows = count_rows(args.dataset) if show_bar or args.processes is None else None
     processes = args.processes
     if processes is None:
         cpus = os.cpu_count() or 1
-        processes = min(cpus, 8) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
+        processes = min(cpus - 1, 7) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
+    # With worker processes this process predicts too, on one thread like each of them.
+    threads = args.threads or (1 if processes else None)
+    options = {"intra_op_num_threads": threads} if threads and args.backend != "nnabla" else {}
+    predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
     bar = None
     if show_bar:
         from tqdm import tqdm

@@ -76,8 +76,10 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
 
     ``workers``: threads sharing ``predictor`` (default: CPU count, at most 8). ``processes``: if
     above 0, that many worker processes instead, each rebuilding the predictor from its source with
-    one onnxruntime thread; worth it for big datasets of images (start-up costs about a second). A
-    script that uses processes must guard its entry point with ``if __name__ == "__main__":``.
+    one onnxruntime thread (start-up costs about half a second of CPU each), while this process
+    runs chunks with ``predictor`` whenever they are all busy: so give ``predictor`` one thread too,
+    and use one process fewer than CPUs. Worth it for big datasets of images. A script that uses
+    processes must guard its entry point with ``if __name__ == "__main__":``.
     """
     if batch_size < 1:
         raise DatasetError(f"batch size must be positive, got {batch_size}")
@@ -94,11 +96,13 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
         with atomic_output(output, "w", encoding="utf-8", newline="") as f:
             csv.writer(f, lineterminator="\n").writerow(header)
             pool, task, parallel = _pool(predictor, plan, workers, processes)
+            # With worker processes, this process runs chunks too while they are all busy.
+            local_task = partial(_run_task, predictor, plan) if processes else None
             try:
                 # A couple of tasks ahead of every worker keeps them busy while memory stays flat.
                 # A task sent to a process costs ~0.5 ms in this one, so those get several batches.
                 task_rows = batch_size * (max(1, _PROCESS_TASK_ROWS // batch_size) if processes else 1)
-                for result in _in_order(pool, task, _chunks(table.rows(), task_rows), 2 * parallel + 1):
+                for result in _in_order(pool, task, _chunks(table.rows(), task_rows), 2 * parallel + 1, local_task):
                     if result.errors and not skip_errors:
                         raise DatasetError(result.errors[0])
                     summary.skipped += result.errors
@@ -139,20 +143,43 @@ def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
             partial(_run_task, predictor, plan), threads)
 
 
-def _in_order(pool: Executor, task: Callable[[_Rows], _ChunkResult], chunks: Iterator[_Rows],
-              depth: int) -> Iterator[_ChunkResult]:
-    """Results of ``task`` over ``chunks`` in order, with at most ``depth`` chunks in flight."""
-    pending: deque[Future[_ChunkResult]] = deque()
+def _in_order(pool: Executor, task: Callable[[_Rows], _ChunkResult], chunks: Iterator[_Rows], depth: int,
+              local_task: Callable[[_Rows], _ChunkResult] | None = None) -> Iterator[_ChunkResult]:
+    """Results of ``task`` over ``chunks`` in order, with at most ``depth`` chunks in the pool.
+
+    With ``local_task``, this process runs a chunk itself whenever the pool is full and its oldest
+    chunk is not done, instead of waiting (so it works while worker processes start, too); at most
+    ``_LOCAL_AHEAD`` such results wait for an older chunk, to keep memory bounded.
+    """
+    pending: deque[Future[_ChunkResult] | _ChunkResult] = deque()
+    most_pending = depth if local_task is None else depth + _LOCAL_AHEAD
     try:
         for chunk in chunks:
-            pending.append(pool.submit(task, chunk))
-            if len(pending) >= depth:
-                yield pending.popleft().result()
+            while pending and _is_done(pending[0]):
+                yield _result_of(pending.popleft())
+            while len(pending) >= most_pending:
+                yield _result_of(pending.popleft())
+            if local_task is None or sum(isinstance(p, Future) and not p.done() for p in pending) < depth:
+                pending.append(pool.submit(task, chunk))
+            else:
+                pending.append(local_task(chunk))
         while pending:
-            yield pending.popleft().result()
+            yield _result_of(pending.popleft())
     finally:
         for f in pending:
-            f.cancel()
+            if isinstance(f, Future):
+                f.cancel()
+
+
+_LOCAL_AHEAD = 16
+
+
+def _is_done(item: Future[_ChunkResult] | _ChunkResult) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _result_of(item: Future[_ChunkResult] | _ChunkResult) -> _ChunkResult:
+    return item.result() if isinstance(item, Future) else item
 
 
 _worker: tuple[Predictor, _Plan] | None = None
