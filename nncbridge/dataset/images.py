@@ -158,7 +158,7 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
 
 def _read_png_file(path: Any) -> bytes | None:
     """The bytes of a PNG file of at most ``_FAST_PATH_MAX_BYTES``, or None. With os-level calls:
-    a third of the cost of open().read() for files this small. Devices give no PNG signature,
+    half the cost of open().read() for files this small. Devices give no PNG signature,
     FIFOs no data, directories an error: all None, and the Pillow path then refuses them."""
     try:
         fd = os.open(path, _READ_BINARY)
