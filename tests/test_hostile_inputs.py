@@ -435,6 +435,7 @@ def _predict_csv(tmp_path, model, content: bytes, capsys) -> tuple[int, str, Pat
 @pytest.mark.parametrize("content, words", [
     (b"x__0,x__1\n1,2\n", ["2 columns", "Input", "3 values"]),  # a vector column missing
     (b"x__0,x__1,x__2\n1,2\n", ["line 2"]),  # a short row
+    (b"x__2,x__0,x__1\n1,2\n", ["line 2", "x__1", "only 2 cells"]),  # short, columns out of order
     (b"x__0,x__1,x__2\n1,2,abc\n", ["line 2", "x__2"]),
     (b"x__0,x__1,x__2\n1,2,\xff\n", ["UTF-8"]),
     (b'x__0,x__1,x__2\n"1,5",2,3\n', ["line 2", "x__0"]),  # a quoted comma is one cell, not two

@@ -57,6 +57,7 @@ class _Plan:
     folder: str
     columns: tuple[Column, ...]
     bindings: tuple[tuple[TensorInfo, tuple[Column, ...]], ...]
+    rightmost: tuple[Column, ...]  # per binding, its column furthest right: a row must reach it
     normalize: bool
     skip_errors: bool
     batch_size: int
@@ -88,7 +89,9 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
+        bindings = _bind(table, predictor)
+        rightmost = tuple(max(columns, key=lambda c: c.index) for _, columns in bindings)
+        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), bindings, rightmost,
                      predictor.normalize_images, skip_errors, batch_size)
         header = list(table.header)
         for o in predictor.outputs:
@@ -263,11 +266,11 @@ def _bind(table: DatasetCsv, predictor: Predictor) -> tuple[tuple[TensorInfo, tu
 def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> list[np.ndarray] | str:
     """The row's array for each input, or the message saying why it cannot be used."""
     arrays = []
-    for info, columns in plan.bindings:
+    for (info, columns), rightmost in zip(plan.bindings, plan.rightmost):
         column = columns[0]
         try:
-            if len(cells) <= columns[-1].index:
-                raise DatasetError(f"column {columns[-1].header!r}: the row has only {len(cells)} cells")
+            if len(cells) <= rightmost.index:
+                raise DatasetError(f"column {rightmost.header!r}: the row has only {len(cells)} cells")
             if len(columns) == 1:
                 arrays.append(cell_to_array(cells[column.index].strip(), column, plan.folder, info.shape))
             else:
