@@ -10,6 +10,8 @@ themselves, or pixels / 255 in CHW order), invalid (it must stop the run, or be 
 unknown (anything may happen, short of a failure). A failure is: an exception that is not an
 NncBridgeError; an output or temporary file left behind by a failed run; a valid dataset refused;
 an invalid row in the output; a valid row whose values differ from the expected ones.
+``--processes-share`` runs some cases on a worker process (tasks of 2 rows, so the main process and
+the worker both predict) instead of threads.
 """
 from __future__ import annotations
 
@@ -234,20 +236,26 @@ def _worst(a: str, b: str) -> str:
     return a if order[a] >= order[b] else b
 
 
-def run_case(case: int, fx: Fixture, workdir: Path) -> str:
-    """'ok' or 'rejected'; raises AssertionError (with the case's story) on a failure."""
-    from nncbridge.dataset.batch import predict_csv
+def run_case(case: int, fx: Fixture, workdir: Path, processes_share: float = 0.0) -> str:
+    """'ok' or 'rejected'; raises AssertionError (with the case's story) on a failure.
+    ``processes_share``: the fraction of cases run on a worker process (each starts one, ~0.5 s)."""
+    from nncbridge.dataset import batch
     from nncbridge.errors import NncBridgeError
 
     c = make_case(case, fx)
+    processes = 1 if random.Random(-case).random() < processes_share else 0
     dataset = fx.data / f"case{case}.csv"
     dataset.write_bytes(c.data)
     out_dir = workdir / f"out{case}"
     output = out_dir / "result.csv"
     try:
         try:
-            summary = predict_csv(fx.predictors[c.model], dataset, output, batch_size=c.batch_size,
-                                  workers=c.workers, skip_errors=c.skip_errors)
+            task_rows, batch._PROCESS_TASK_ROWS = batch._PROCESS_TASK_ROWS, 2  # several tasks per case
+            try:
+                summary = batch.predict_csv(fx.predictors[c.model], dataset, output, batch_size=c.batch_size,
+                                            workers=c.workers, skip_errors=c.skip_errors, processes=processes)
+            finally:
+                batch._PROCESS_TASK_ROWS = task_rows
         except NncBridgeError as e:
             leftovers = list(out_dir.glob("*")) if out_dir.exists() else []
             assert not leftovers, f"a failed run left files behind: {leftovers}"
@@ -295,6 +303,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=20_000)
     parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--processes-share", type=float, default=0.0,
+                        help="fraction of cases run with a worker process (slow: ~0.5 s each)")
     args = parser.parse_args()
     began = time.time()
     counts = {"ok": 0, "rejected": 0, "failure": 0}
@@ -302,7 +312,7 @@ def main() -> int:
         fx = Fixture(Path(tmp) / "fixture")
         for case in range(args.start, args.start + args.cases):
             try:
-                counts[run_case(case, fx, Path(tmp))] += 1
+                counts[run_case(case, fx, Path(tmp), args.processes_share)] += 1
             except Exception:
                 counts["failure"] += 1
                 print(f"FAILURE case {case}: {traceback.format_exc().strip().splitlines()[-1]}", flush=True)
