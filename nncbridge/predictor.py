@@ -233,9 +233,10 @@ class Predictor:
                     return image_to_array(Image.fromarray(array), info.shape, self.normalize_images, True, what)
                 raise InputError(f"{what}: image array of shape {array.shape} does not match the input's "
                                  f"{info.shape[-2]}x{info.shape[-1]} (HxW)")
-            channels = image_channels(info.shape)
-            if array.ndim == 3 and array.shape[2] != channels:
-                raise InputError(f"{what}: image array has {array.shape[2]} channels, the input needs {channels}")
+            channels, given = image_channels(info.shape), array.shape[2] if array.ndim == 3 else 1
+            if given != channels:
+                raise InputError(f"{what}: image array has {given} channel{'s' * (given != 1)}, "
+                                 f"the input needs {channels}")
             return pixels_to_input(array, info.shape, self.normalize_images)
         if array.dtype == np.uint8 and info.accepts_images:
             return pixels_to_input(array.transpose(1, 2, 0) if array.ndim == 3 else array, info.shape,

@@ -85,6 +85,24 @@ def test_images_are_divided_by_255_like_console(image_model, tmp_path):
     np.testing.assert_array_equal(p.predict(Image.fromarray(rgb)), expected)  # converted to grayscale
 
 
+@pytest.mark.parametrize("input_shape, array_shape, words", [
+    ((3, 4, 5), (4, 5), "has 1 channel, the input needs 3"),     # a grayscale array for an RGB input
+    ((3, 4, 5), (4, 5, 1), "has 1 channel, the input needs 3"),
+    ((1, 4, 5), (4, 5, 3), "has 3 channels, the input needs 1"),
+])
+def test_image_arrays_with_the_wrong_channel_count_are_input_errors(tmp_path, input_shape, array_shape, words):
+    p = nncbridge.load(write_nnp(tmp_path / "m.nnp", identity_nntxt(input_shape)))
+    with pytest.raises(InputError, match=words):
+        p.predict(np.zeros(array_shape, np.uint8))
+
+
+def test_image_arrays_with_a_channel_axis_of_one_fill_a_grayscale_input(tmp_path):
+    p = nncbridge.load(write_nnp(tmp_path / "m.nnp", identity_nntxt((1, 4, 5))))
+    pixels = RNG.randint(0, 256, (4, 5)).astype(np.uint8)
+    expected = (pixels.astype(np.float64) / 255.0).astype(np.float32)[None]
+    np.testing.assert_array_equal(p.predict(pixels[:, :, None]), expected)
+
+
 def test_no_image_normalization_keeps_0_255(tmp_path):
     path = write_nnp(tmp_path / "raw.nnp", identity_nntxt((1, 4, 5), no_image_normalization=True))
     pixels = RNG.randint(0, 256, (4, 5)).astype(np.uint8)
