@@ -1,4 +1,4 @@
-"""A short fuzz run (2,000 mutated real .nnp files) through read -> check -> convert -> predict."""
+"""A short fuzz run (2,000 mutated real .nnp files) through info/check reports, read -> check -> convert -> predict."""
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,9 @@
-"""Run one fuzz case end to end (read -> check -> convert -> predict) in a worker process.
+"""Run one fuzz case end to end (``nncbridge info``/``check`` reports, read -> check -> convert ->
+predict) in a worker process.
 
-A failure is: an exception that is not an NncBridgeError, a case over the time limit, a worker
-whose peak memory passed the limit, or a file written anywhere but the requested outputs.
+A failure is: an exception that is not an NncBridgeError, a command that exits with another code
+than 0, 1 or 2 or prints a traceback, a case over the time limit, a worker whose peak memory passed
+the limit, or a file written anywhere but the requested outputs.
 """
 from __future__ import annotations
 
@@ -33,11 +35,20 @@ class Outcome:
 
 def exercise(path: Path, workdir: Path) -> str:
     """Everything a user would do with a file; returns 'ok' or 'rejected'; other exceptions escape."""
+    import contextlib
+    import io
+
     import numpy as np
 
     import nncbridge
+    from nncbridge.cli import main
     from nncbridge.export.onnx_export import save_onnx
 
+    for command in (["info"], ["info", "--json"], ["check"]):  # their reports, as a user sees them
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            code = main(command + [str(path)])
+        assert code in (0, 1, 2), f"nncbridge {command[0]} exited with {code}"
+        assert "Traceback" not in err.getvalue()
     try:
         model = nncbridge.read(path)
         nncbridge.check(model)
