@@ -111,7 +111,7 @@ def _inferred_shapes(model: Model, net: Network) -> dict[str, list[int | None]]:
 
 def _without_batch(shape: list[int | None] | None, declared: tuple[int, ...] | None) -> list[int] | None:
     if shape is not None and None not in shape[1:]:
-        return [int(d) for d in (shape[1:] if shape and shape[0] is None else shape)]  # type: ignore[misc]
+        return [int(d) for d in (shape[1:] if shape and shape[0] is None else shape) if d is not None]
     if declared is not None:
         return [int(d) for d in declared[1:]] if declared and declared[0] < 0 else [int(d) for d in declared]
     return None

@@ -80,7 +80,7 @@ def load_pixels(source: Any, shape: tuple[int, ...], resize: bool = False, what:
                              f"{width}x{height}; resize it or pass resize=True")
         from PIL import Image
 
-        pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.BILINEAR))
+        pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR))
     return pixels
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConversionError, ModelError, UnsupportedFunctionError
 from ..functions.registry import FunctionCall, function_spec, lowering_for
-from ..model.graph import Executor, Function, Model, Network, divides_images_by_255
+from ..model.graph import DataVariable, Executor, Function, Model, Network, OutputVariable, divides_images_by_255
 from ..model.shapes import infer_shapes, topological_order
 from . import onnx_proto
 from .context import GraphBuilder, LoweringContext
@@ -126,7 +126,8 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
     if batch_size is not None and batch_size < 1:
         raise ConversionError(f"batch size must be positive, got {batch_size}")
     network = executor_network(model, exe)
-    for binding in [*exe.data, *exe.outputs]:
+    bindings: list[DataVariable | OutputVariable] = [*exe.data, *exe.outputs]
+    for binding in bindings:
         if binding.variable not in network.variables:
             raise ModelError(f"{model.source.path}: executor {exe.name!r} names variable {binding.variable!r}, "
                              f"which network {network.name!r} does not have")

@@ -38,7 +38,7 @@ ModelProto | ir_version:1:int64 producer_name:2:string producer_version:3:string
 """
 # oneof groups: message -> (oneof name, member fields)
 _ONEOFS = {"TensorShapeProto.Dimension": ("value", ("dim_value", "dim_param")), "TypeProto": ("value", ("tensor_type",))}
-_SCALARS = {"int64": 3, "uint64": 4, "int32": 5, "float": 2, "double": 1, "string": 9, "bytes": 12}
+_SCALARS: dict[str, Any] = {"int64": 3, "uint64": 4, "int32": 5, "float": 2, "double": 1, "string": 9, "bytes": 12}
 
 # onnx.proto enums
 FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS, TENSORS = 1, 2, 3, 4, 6, 7, 8, 10  # AttributeType
@@ -87,9 +87,9 @@ def _classes() -> dict[str, Any]:
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_build())
-    get_class = getattr(message_factory, "GetMessageClass", None)
-    if get_class is None:  # protobuf 3.x
-        get_class = message_factory.MessageFactory(pool).GetPrototype
+    # protobuf 4+ has GetMessageClass; 3.x (nnabla's pin) only MessageFactory.GetPrototype.
+    get_class = getattr(message_factory, "GetMessageClass", None) or \
+        getattr(message_factory.MessageFactory(pool), "GetPrototype")
     return {name: get_class(pool.FindMessageTypeByName(f"nncbridge_onnx.{name}"))
             for name in ("ModelProto", "GraphProto", "NodeProto", "AttributeProto", "TensorProto",
                          "ValueInfoProto", "OperatorSetIdProto")}

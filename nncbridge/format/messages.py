@@ -216,17 +216,17 @@ def model_to_message(model: Model, include_parameters: bool = False) -> Any:
         pm = msg.monitor.add(name=m.name, network_name=m.network)
         pm.dataset_name.extend(m.datasets)
         _add_bindings(pm, m.data, m.generators, [])
-        for v in m.monitor_variables:
-            pm.monitor_variable.add(variable_name=v.variable, type=v.type, data_name=v.data_name,
-                                    multiplier=v.multiplier)
+        for mv in m.monitor_variables:
+            pm.monitor_variable.add(variable_name=mv.variable, type=mv.type, data_name=mv.data_name,
+                                    multiplier=mv.multiplier)
     for e in model.executors.values():
         pe = msg.executor.add(name=e.name, network_name=e.network, num_evaluations=e.num_evaluations,
                               repeat_evaluation_type=e.repeat_evaluation_type,
                               need_back_propagation=e.need_back_propagation,
                               no_image_normalization=e.no_image_normalization)
         _add_bindings(pe, e.data, e.generators, e.losses)
-        for o in e.outputs:
-            pe.output_variable.add(variable_name=o.variable, data_name=o.data_name, type=o.type)
+        for out in e.outputs:
+            pe.output_variable.add(variable_name=out.variable, data_name=out.data_name, type=out.type)
         for name in e.parameters:
             pe.parameter_variable.add(variable_name=name)
     if include_parameters:

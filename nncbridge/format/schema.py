@@ -139,16 +139,14 @@ def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 
 @functools.lru_cache(maxsize=None)
 def _message_classes() -> dict[str, type]:
-    pool = descriptor_pool.DescriptorPool()
-    file_desc = pool.Add(build_file_descriptor())
-    if not hasattr(file_desc, "message_types_by_name"):  # protobuf < 4 returns the proto back
-        file_desc = pool.FindFileByName(PACKAGE_FILE)
     from google.protobuf import message_factory
 
-    get_class = getattr(message_factory, "GetMessageClass", None)
-    if get_class is None:  # protobuf 3.x
-        factory = message_factory.MessageFactory(pool)
-        get_class = factory.GetPrototype
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(build_file_descriptor())
+    file_desc = pool.FindFileByName(PACKAGE_FILE)
+    # protobuf 4+ has GetMessageClass; 3.x (nnabla's pin) only MessageFactory.GetPrototype.
+    get_class = getattr(message_factory, "GetMessageClass", None) or \
+        getattr(message_factory.MessageFactory(pool), "GetPrototype")
     return {name: get_class(desc) for name, desc in file_desc.message_types_by_name.items()}
 
 

@@ -166,7 +166,8 @@ class _Expander:
                 raise self.fail(f"repeat id {rid!r}: times {times} is more than the {MAX_TIMES} nncbridge unrolls")
             self.times[rid] = times
 
-        for item in [*self.net.variables.values(), *self.net.functions]:
+        items: list[Variable | Function] = [*self.net.variables.values(), *self.net.functions]
+        for item in items:
             if len(item.repeat_ids) > MAX_NESTING:
                 what = f"variable {item.name!r}" if isinstance(item, Variable) else self.layer(item)
                 raise self.fail(f"{what} is nested in {len(item.repeat_ids)} repeat/recurrent blocks; "
@@ -182,11 +183,11 @@ class _Expander:
             if len(set(fn.repeat_ids)) != len(fn.repeat_ids):
                 raise self.fail(f"{self.layer(fn)} lists a repeat id twice: {list(fn.repeat_ids)}")
             if fn.type in LOOP_FUNCTIONS:
-                rid = _own_id(fn)
-                if rid is None:
+                own = _own_id(fn)
+                if own is None:
                     field = "repeat_param" if fn.type in ("RepeatStart", "RepeatEnd") else "recurrent_param"
                     raise self.fail(f"{self.layer(fn)} has no {field}.repeat_id")
-                known(rid, self.layer(fn))
+                known(own, self.layer(fn))
 
     def check_loop_functions(self) -> None:
         kinds: dict[str, set[str]] = {}
@@ -344,7 +345,7 @@ class _Expander:
 
 def _names_to_keep(network: Network, executor: Executor | None) -> set[str]:
     if executor is not None:
-        return {b.variable for b in [*executor.data, *executor.outputs, *executor.generators]}
+        return {b.variable for group in (executor.data, executor.outputs, executor.generators) for b in group}
     used = {name for f in network.functions for name in f.inputs}
     return {name for f in network.functions for name in f.outputs if name not in used}
 

@@ -93,7 +93,7 @@ def infer_shapes(model: Model, network: Network, batch_size: int | None = None) 
         for out, shape, want in zip(fn.outputs, inferred, declared):
             report.shapes[out] = shape
             raw = network.variables[out].shape if out in network.variables else None
-            if want is not None and want != shape and not _batchless_match(raw, shape):
+            if want is not None and want != shape and (raw is None or not _batchless_match(raw, shape)):
                 report.problems.append(
                     f"network {network.name!r} variable {out!r}: declared shape {_show(want, batch)}, "
                     f"layer {fn.name!r} ({fn.type}) produces {_show(shape, batch)}")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .expand import LOOP_FUNCTIONS, expand_network
-from .graph import Executor, Model, Network
+from .graph import Executor, Model, Monitor, Network, Optimizer
 from .shapes import infer_shapes, topological_order
 
 ERROR = "error"
@@ -106,8 +106,9 @@ class _Checker:
 
     def bound_inputs(self, network: str) -> set[str] | None:
         """Variables fed from outside (data and generators) by anything using ``network``; None if nothing does."""
-        users = [*self.model.executors.values(), *self.model.optimizers.values(), *self.model.monitors.values()]
-        users = [u for u in users if u.network == network]
+        everyone: list[Executor | Optimizer | Monitor] = [
+            *self.model.executors.values(), *self.model.optimizers.values(), *self.model.monitors.values()]
+        users = [u for u in everyone if u.network == network]
         if not users:
             return None
         names: set[str] = set()
@@ -167,8 +168,8 @@ class _Checker:
             reported: set[str] = set()
             for fn in expanded.functions:
                 for name in fn.inputs:
-                    var = expanded.variables.get(name)
-                    if var is None or var.is_parameter or name in produced or name in bound or name in reported:
+                    used = expanded.variables.get(name)
+                    if used is None or used.is_parameter or name in produced or name in bound or name in reported:
                         continue
                     reported.add(name)
                     self.unbound.add((net.name, name))

@@ -45,8 +45,9 @@ def _reshape_target(call: FunctionCall) -> list[int]:
         if resolved is None:
             raise ValueError(f"cannot reshape {x} to {tuple(target)}")
         return resolved
-    if target and math.prod(target) != size and math.prod(target[1:]) and size % math.prod(target[1:]) == 0:
-        target[0] = size // math.prod(target[1:])  # written for another batch size than the one used here
+    per_sample = math.prod(target[1:]) if target else 0
+    if target and math.prod(target) != size and per_sample and size % per_sample == 0:
+        target[0] = size // per_sample  # written for another batch size than the one used here
     return target
 
 

@@ -71,6 +71,10 @@ def _bn_core(ctx: LoweringContext) -> str:
     x_shape = ctx.input_shapes[0]
     axes = norm_axes(ctx.param("axes") or [1], len(x_shape))
     eps = float(ctx.param("eps", 1e-5))
+    beta: str | None
+    gamma: str | None
+    mean: str | None
+    var: str | None
     if ctx.call.function.type == "FusedBatchNormalization":
         beta, gamma, mean, var = ctx.inputs[1:5]
     else:

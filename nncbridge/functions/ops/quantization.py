@@ -39,7 +39,9 @@ def _core_call(call: FunctionCall) -> FunctionCall:
     bias_index = 4 if "Weight" in kind and "Binary" in kind else 3
     core = shapes[:2] + ([shapes[bias_index]] if len(shapes) > bias_index else [])
     params = {i: v for i, v in call.parameter_inputs.items() if i < 2}
-    return FunctionCall(call.function, function_spec(_BINARY[kind]), core, call.network, call.batch_size, params)
+    spec = function_spec(_BINARY[kind])
+    assert spec is not None, _BINARY[kind]  # Affine and Convolution are always in nnabla's table
+    return FunctionCall(call.function, spec, core, call.network, call.batch_size, params)
 
 
 @shape_rule(*_BINARY)

@@ -140,12 +140,12 @@ def recurrent(ctx: LoweringContext) -> None:
         w = arrays["weight_l0"] if layer == 0 else arrays["weight"][layer - 1]
         b = arrays["bias"][layer] if "bias" in arrays else None
         w_onnx, r_onnx, b_onnx = _onnx_weights(kind, w, b, in_size, hidden)
-        index = ctx.ints([layer], "layer")
-        h0 = ctx.op("Squeeze", ctx.op("Gather", ctx.inputs[1], index, axis=0), ctx.ints([0], "axes"))
+        layer_index = ctx.ints([layer], "layer")
+        h0 = ctx.op("Squeeze", ctx.op("Gather", ctx.inputs[1], layer_index, axis=0), ctx.ints([0], "axes"))
         inputs = [layer_in, ctx.const(w_onnx, hint="W"), ctx.const(r_onnx, hint="R"), ctx.const(b_onnx, hint="B"),
                   "", h0]
         if kind == "LSTM":
-            inputs.append(ctx.op("Squeeze", ctx.op("Gather", ctx.inputs[2], index, axis=0), ctx.ints([0], "axes")))
+            inputs.append(ctx.op("Squeeze", ctx.op("Gather", ctx.inputs[2], layer_index, axis=0), ctx.ints([0], "axes")))
         outs = ctx.node(kind, inputs, 3 if kind == "LSTM" else 2, **attrs)
         # ONNX Y is (T, D, B, H); nnabla's is (T, B, D*H)
         y = ctx.op("Transpose", outs[0], perm=[0, 2, 1, 3])

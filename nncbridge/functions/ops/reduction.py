@@ -5,6 +5,8 @@ attribute before opset 18 for most ReduceX ops, as an input from 13 for ReduceSu
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...export.context import LoweringContext
@@ -33,11 +35,11 @@ def unsqueeze(ctx: LoweringContext, x: str, axes: list[int], outputs: list[str] 
     return ctx.node("Unsqueeze", [x, ctx.ints(list(axes), "axes")], outputs)[0]
 
 
-def norm_axes(axes: object, ndim: int) -> list[int]:
+def norm_axes(axes: Any, ndim: int) -> list[int]:
     """Axes made non-negative; ValueError if one is outside ``-ndim .. ndim-1``."""
     out = [int(a) + ndim if int(a) < 0 else int(a) for a in (axes or [])]
     if any(not 0 <= a < ndim for a in out):
-        raise ValueError(f"axes {tuple(axes)} out of range for {ndim} dimensions")  # type: ignore[arg-type]
+        raise ValueError(f"axes {tuple(axes)} out of range for {ndim} dimensions")
     return out
 
 
