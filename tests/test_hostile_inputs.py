@@ -390,6 +390,40 @@ def test_zero_byte_and_truncated_pngs_in_a_csv(tmp_path, capsys, content):
     assert "bad.png" in err and "Traceback" not in err
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs FIFOs and /dev/zero")
+@pytest.mark.parametrize("kind, words", [("fifo", "not a regular file"), ("device", "not a regular file"),
+                                         ("huge", "too large"), ("ragged", "rows of different lengths")])
+def test_matrix_file_cells_that_would_block_never_end_or_do_not_fit(tmp_path, kind, words, capsys):
+    model = write_nnp(tmp_path / "vector.nnp", identity_nntxt((3,)))
+    path = tmp_path / "m.csv"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would wait for a writer forever
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # reading it would never end
+    elif kind == "huge":
+        path.write_text("1,2,3\n" + "#" * 100_000)
+    else:
+        path.write_text("1,2\n3\n")
+    data = tmp_path / "data.csv"
+    data.write_text("x\nm.csv\n")
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(main(["predict", str(model), str(data), "-o", str(tmp_path / "out.csv"), "--quiet"]))
+        except BaseException as e:  # reported below
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "predict is still reading the matrix file"
+    assert outcome == [2]
+    err = capsys.readouterr().err
+    assert words in err and "line 2" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out.csv").exists()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 @pytest.mark.parametrize("kind", ["fifo", "directory"])
 def test_image_cell_naming_a_fifo_or_directory_is_refused_without_waiting(tmp_path, kind):

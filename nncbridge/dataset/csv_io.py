@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..errors import DatasetError
 from .images import load_pixels
 
 _VECTOR = re.compile(r"^(?P<name>.*)__(?P<index>\d+)$")
+_MATRIX_BYTES_PER_VALUE = 64  # "-1.2345678901234567e-300," is 25: ample room for any way of writing one
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"}
 csv.field_size_limit(1 << 24)
 
@@ -120,12 +122,23 @@ def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[in
     path = Path(folder) / cell
     if ext == ".csv":
         try:
+            # Only regular files of a sensible size: a FIFO would block, a device never end.
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):
+                raise DatasetError(f"column {column.header!r}: {path} is not a regular file")
+            limit = _MATRIX_BYTES_PER_VALUE * int(np.prod(shape)) + 4096
+            if info.st_size > limit:
+                raise DatasetError(f"column {column.header!r}: {path} is {info.st_size} bytes, too large for "
+                                   f"the {int(np.prod(shape))} values of an input of shape {shape}")
             with open(path, encoding="utf-8-sig", newline="") as f:
                 values = [[float(v) for v in row] for row in csv.reader(f) if row]
         except FileNotFoundError:
             raise DatasetError(f"column {column.header!r}: file not found: {path}") from None
         except (ValueError, OSError, UnicodeDecodeError, csv.Error) as e:
             raise DatasetError(f"column {column.header!r}: cannot read {path}: {_describe(e)}") from None
+        if len({len(row) for row in values}) > 1:
+            raise DatasetError(f"column {column.header!r}: {path} has rows of different lengths "
+                               f"({', '.join(str(len(row)) for row in values[:5])}…)")
         array = np.array(values, dtype=np.float32)
         if array.size != int(np.prod(shape)):
             raise DatasetError(f"column {column.header!r}: {path} holds {array.size} values, the input needs {shape}")
