@@ -57,6 +57,7 @@ class Case:
 MODELS: dict[str, tuple[tuple[int, ...], bool]] = {
     "vector": ((3,), True),
     "scalar": ((1,), True),
+    "vector_file": ((3,), True),  # one column naming a CSV file of 3 numbers
     "gray": ((1, 3, 2), True),
     "rgb": ((3, 2, 3), True),
     "gray_raw": ((1, 3, 2), False),
@@ -115,6 +116,23 @@ class Fixture:
         self.broken = ["img/empty.png", "img/cut.png", "img/text.png", "img/dir.png", "img/missing.png",
                        "img/a\x00b.png", "img/" + "x" * 5000 + ".png"]
         self.unknown_images = ["img/flipped.png"]  # a flipped bit may still decode
+        # CSV files of numbers for a (3,) input: (relative path, status, values)
+        self.matrices: list[tuple[str, str, np.ndarray | None]] = []
+        for name, text, status in (("row.csv", "1.5,-2,3e-3\n", VALID), ("column.csv", "1\n2\n3\n", VALID),
+                                   ("bom.csv", "\ufeff4,5,6\r\n", VALID), ("blank.csv", "7,8,9\n\n", VALID),
+                                   ("ragged.csv", "7,8\n9\n", INVALID),
+                                   ("two.csv", "1,2\n", INVALID), ("four.csv", "1,2,3,4\n", INVALID),
+                                   ("word.csv", "1,two,3\n", INVALID), ("empty.csv", "", INVALID),
+                                   ("nan.csv", "nan,inf,-inf\n", VALID)):
+            (self.data / "img" / name).write_text(text, encoding="utf-8")
+            values = None
+            if status == VALID:
+                values = np.array([float(v) for v in text.lstrip("\ufeff").replace("\n", ",").split(",") if v.strip()],
+                                  np.float32)
+            self.matrices.append((f"img/{name}", status, values))
+        (self.data / "img/latin1.csv").write_bytes(b"1,2,\xe93\n")
+        self.matrices += [("img/latin1.csv", INVALID, None), ("img/missing.csv", INVALID, None),
+                          ("img/dir.png", INVALID, None)]
         sixteen = rng.randint(0, 65536, (3, 2)).astype(np.uint16)
         Image.fromarray(sixteen).save(self.data / "img/gray16.png")
         self.images["gray"].append(("img/gray16.png", UNKNOWN, None))
@@ -169,6 +187,8 @@ def make_case(case: int, fx: Fixture) -> Case:
         elif rng.random() < 0.1:
             inputs.append("x__3")
             header_status = INVALID
+    elif model == "vector_file":
+        inputs = [rng.choice(["x", "x:matrix"])]
     elif model == "scalar":
         inputs = [rng.choice(["x", "x:label", "x:value"])]
     else:
@@ -192,6 +212,11 @@ def make_case(case: int, fx: Fixture) -> Case:
                 if value is not None and index < size:
                     expected[index] = np.float32(value)
                 status = _worst(status, cell_status)
+        elif model == "vector_file":
+            name, status, values = rng.choice(fx.matrices) if rng.random() < 0.9 else (_number(rng)[0], UNKNOWN, None)
+            cells[inputs[0]] = name
+            if values is not None:
+                expected = values
         else:
             layout = "rgb" if model == "rgb" else "gray"
             text, status, pixels = _image_cell(rng, fx, layout, shape, normalize)
