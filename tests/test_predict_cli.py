@@ -221,3 +221,26 @@ def test_this_process_runs_chunks_while_the_pool_is_busy_and_results_stay_in_ord
         texts = [r.text for r in _in_order(pool, in_pool, iter([[i] for i in range(60)]), 2, here_never_releasing)]
     assert texts == [f"{i}," for i in range(60)]
     assert before_release == list(range(2, 2 + _LOCAL_AHEAD))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_a_dataset_read_from_a_pipe_is_read_once(vector_model, tmp_path):
+    import os
+    import threading
+
+    from nncbridge.cli import main
+
+    pipe = tmp_path / "data.csv"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_text("x__0,x__1\n1,2\n3,4\n"), daemon=True)
+    writer.start()
+    codes: list[int] = []  # main runs on a thread: reading the pipe twice would wait forever
+    predict = threading.Thread(target=lambda: codes.append(main(["predict", str(vector_model), str(pipe), "-o",
+                                                                 str(tmp_path / "out.csv"), "--quiet"])), daemon=True)
+    predict.start()
+    predict.join(30)
+    assert codes == [0], "predict did not finish: it read the pipe twice"
+    rows = read_rows(tmp_path / "out.csv")
+    assert [r[:2] for r in rows[1:]] == [["1", "2"], ["3", "4"]]
+    x = np.array([[1, 2], [3, 4]], dtype=np.float64)
+    np.testing.assert_allclose(np.array([r[2:] for r in rows[1:]], dtype=np.float64), x @ W + B, atol=1e-6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -287,8 +288,11 @@ def _prepare_row(plan: _Plan, line: int, cells: list[str]) -> list[np.ndarray] |
 
 
 def count_rows(path: str | os.PathLike[str]) -> int | None:
-    """Data rows in a CSV (for a progress bar's ETA), counted quickly in binary; None if unreadable."""
+    """Data rows in a CSV (for a progress bar's ETA), counted quickly in binary; None if unreadable,
+    or if it is not a regular file (a pipe can be read only once: by the prediction)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(Path(path), "rb") as f:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
         return max(lines - 1, 0)
