@@ -390,6 +390,24 @@ def test_zero_byte_and_truncated_pngs_in_a_csv(tmp_path, capsys, content):
     assert "bad.png" in err and "Traceback" not in err
 
 
+def _predict_cli_within(seconds: float, model: Path, data: Path, out: Path) -> object:
+    """``nncbridge predict``'s exit code (or exception), run on a thread: a test fails, not hangs,
+    if it waits on a file forever."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(main(["predict", str(model), str(data), "-o", str(out), "--quiet"]))
+        except BaseException as e:  # reported by the caller's assertion
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"predict is still running after {seconds} s (waiting on a file?)"
+    return outcome[0]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs FIFOs and /dev/zero")
 @pytest.mark.parametrize("kind, words", [("fifo", "not a regular file"), ("device", "not a regular file"),
                                          ("huge", "too large"), ("ragged", "rows of different lengths")])
@@ -406,19 +424,7 @@ def test_matrix_file_cells_that_would_block_never_end_or_do_not_fit(tmp_path, ki
         path.write_text("1,2\n3\n")
     data = tmp_path / "data.csv"
     data.write_text("x\nm.csv\n")
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(main(["predict", str(model), str(data), "-o", str(tmp_path / "out.csv"), "--quiet"]))
-        except BaseException as e:  # reported below
-            outcome.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(30)
-    assert not worker.is_alive(), "predict is still reading the matrix file"
-    assert outcome == [2]
+    assert _predict_cli_within(30, model, data, tmp_path / "out.csv") == 2
     err = capsys.readouterr().err
     assert words in err and "line 2" in err and "Traceback" not in err, err
     assert not (tmp_path / "out.csv").exists()
@@ -434,19 +440,7 @@ def test_image_cell_naming_a_fifo_or_directory_is_refused_without_waiting(tmp_pa
         (tmp_path / "x.png").mkdir()
     csv = tmp_path / "data.csv"
     csv.write_text("x:image\nx.png\n")
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(main(["predict", str(model), str(csv), "-o", str(tmp_path / "out.csv"), "--quiet"]))
-        except BaseException as e:  # reported below
-            outcome.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(30)
-    assert not worker.is_alive(), "predict is still waiting on the named pipe"
-    assert outcome == [2]
+    assert _predict_cli_within(30, model, csv, tmp_path / "out.csv") == 2
     assert not (tmp_path / "out.csv").exists()
     with pytest.raises(InputError, match="not a regular file"):
         nncbridge.load(model).predict(tmp_path / "x.png")
