@@ -58,10 +58,15 @@ class _Plan:
     folder: str
     columns: tuple[Column, ...]
     bindings: tuple[tuple[TensorInfo, tuple[Column, ...]], ...]
-    rightmost: tuple[Column, ...]  # per binding, its column furthest right: a row must reach it
     normalize: bool
     skip_errors: bool
     batch_size: int
+    # Per binding, its column furthest right: a row must reach it (vector columns may be in any order).
+    rightmost: tuple[Column, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rightmost",
+                           tuple(max(columns, key=lambda c: c.index) for _, columns in self.bindings))
 
 
 @dataclass
@@ -90,9 +95,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        bindings = _bind(table, predictor)
-        rightmost = tuple(max(columns, key=lambda c: c.index) for _, columns in bindings)
-        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), bindings, rightmost,
+        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
                      predictor.normalize_images, skip_errors, batch_size)
         header = list(table.header)
         for o in predictor.outputs:
