@@ -121,15 +121,15 @@ def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[in
         return value.reshape(shape)
     path = Path(folder) / cell
     if ext == ".csv":
+        needed = int(np.prod(shape))
         try:
             # Only regular files of a sensible size: a FIFO would block, a device never end.
             info = os.stat(path)
             if not stat.S_ISREG(info.st_mode):
                 raise DatasetError(f"column {column.header!r}: {path} is not a regular file")
-            limit = _MATRIX_BYTES_PER_VALUE * int(np.prod(shape)) + 4096
-            if info.st_size > limit:
+            if info.st_size > _MATRIX_BYTES_PER_VALUE * needed + 4096:
                 raise DatasetError(f"column {column.header!r}: {path} is {info.st_size} bytes, too large for "
-                                   f"the {int(np.prod(shape))} values of an input of shape {shape}")
+                                   f"the {needed} values of an input of shape {shape}")
             with open(path, encoding="utf-8-sig", newline="") as f:
                 values = [[float(v) for v in row] for row in csv.reader(f) if row]
         except FileNotFoundError:
@@ -140,7 +140,7 @@ def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[in
             raise DatasetError(f"column {column.header!r}: {path} has rows of different lengths "
                                f"({', '.join(str(len(row)) for row in values[:5])}…)")
         array = np.array(values, dtype=np.float32)
-        if array.size != int(np.prod(shape)):
+        if array.size != needed:
             raise DatasetError(f"column {column.header!r}: {path} holds {array.size} values, the input needs {shape}")
         return array.reshape(shape)
     raise DatasetError(f"column {column.header!r}: {cell!r} is neither a number nor an image/CSV file")
