@@ -136,7 +136,7 @@ def _plain_png_pixels(path: Any, shape: tuple[int, ...]) -> np.ndarray | None:
     count, decoded by imagecodecs; the values Pillow gives for it. None whenever anything else
     applies (no imagecodecs, another format or layout, a damaged file, not a readable regular
     file): Pillow then decodes it, or reports the problem."""
-    decode = _png_decoder if _png_decoder is not None else _fast_png_decoder()
+    decode = _fast_png_decoder()
     if not decode:
         return None
     data = _read_png_file(path)
@@ -164,10 +164,10 @@ def _read_png_file(path: Any) -> bytes | None:
         fd = os.open(path, _READ_BINARY)
         try:
             data = os.read(fd, _FIRST_READ)
-            if len(data) < _FIRST_READ:
-                return data if data.startswith(_PNG_SIGNATURE) else None
             if not data.startswith(_PNG_SIGNATURE):
                 return None
+            if len(data) < _FIRST_READ:
+                return data
             parts, size = [data], len(data)
             while part := os.read(fd, 1 << 20):
                 size += len(part)
