@@ -21,13 +21,28 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .model.graph import Model
     from .model.validate import Problem
-    from .predictor import Predictor
+    from .predictor import Predictor, TensorInfo
 
 __all__ = [
     "BackendError", "ConversionError", "DatasetError", "ExecutorNotFoundError", "FormatError", "InputError",
     "ModelError", "NncBridgeError", "UnsafeArchiveError", "UnsupportedFunctionError",
     "read", "write", "check", "to_onnx", "load", "__version__",
+    "Predictor", "TensorInfo", "Model", "Problem",
 ]
+
+# The classes the functions below return, for annotations and isinstance; imported on first use so
+# that `import nncbridge` stays light.
+_CLASS_MODULES = {"Predictor": "predictor", "TensorInfo": "predictor", "Model": "model.graph",
+                  "Problem": "model.validate"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _CLASS_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nncbridge' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
 
 
 def read(source: Any) -> Model:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_import_loads_no_heavy_packages():
@@ -22,3 +23,22 @@ def test_public_api_is_typed_and_small():
     from importlib import resources
 
     assert resources.files("nncbridge").joinpath("py.typed").is_file()
+
+
+def test_returned_classes_are_importable_from_the_package():
+    import pytest
+
+    import nncbridge
+    from nncbridge import Model, Predictor, Problem, TensorInfo
+
+    digits = Path(__file__).resolve().parent.parent / "sample_projects" / "digits" / "digits.nnp"
+    predictor = nncbridge.load(digits)
+    assert isinstance(predictor, Predictor) and nncbridge.Predictor is Predictor
+    assert all(isinstance(i, TensorInfo) for i in predictor.inputs + predictor.outputs)
+    model = nncbridge.read(digits)
+    assert isinstance(model, Model)
+    problems = nncbridge.check(model)
+    assert all(isinstance(p, Problem) for p in problems)
+    assert {"Predictor", "TensorInfo", "Model", "Problem"} <= set(nncbridge.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Predicter'"):
+        nncbridge.Predicter  # noqa: B018
