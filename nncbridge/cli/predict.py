@@ -14,8 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".nnp file")
     p.add_argument("dataset", help="Console dataset CSV (header like x:image,y:label)")
     p.add_argument("-o", "--output", required=True, help="output CSV (nnabla_cli forward layout)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"])
+    p.add_argument("--batch-size", type=int, default=64, help="rows per inference call (default: 64)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"],
+                   help="auto (default): onnxruntime, or nnabla if onnxruntime is missing")
     p.add_argument("--executor", help="executor to run (default: the only runtime executor)")
     p.add_argument("--workers", type=int, help="threads sharing the model when not using processes "
                    "(default: CPU count, at most 8)")
