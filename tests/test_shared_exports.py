@@ -62,6 +62,31 @@ def test_image_models_through_cli(shared_exports, tmp_path, model_name):
     np.testing.assert_allclose(got, np.stack(list(refs.values())), rtol=0, atol=1e-6)
 
 
+def test_windows_style_paths_in_a_dataset_resolve_as_in_nnabla(shared_exports, tmp_path):
+    # nnabla reads a backslash in a dataset path as a folder separator (datasets made on Windows),
+    # and nnabla_cli forward writes such a cell back as ./images/001.png. Checked with nnabla 1.39
+    # on the image rows and, in a dataset of its own, the matrix-file row (a dataset mixing both
+    # makes nnabla_cli hang).
+    refs = image_references(shared_exports)["binary-4or9-2018.nnp"]
+    names = list(refs)
+    shutil.copytree(shared_exports / MNIST / "images", tmp_path / "images")
+    (tmp_path / "pixels").mkdir()
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(tmp_path / "images" / names[3]), dtype=np.float32) / 255
+    np.savetxt(tmp_path / "pixels" / "last.csv", pixels, delimiter=",", fmt="%.9g")
+    cells = [f".\\images\\{names[0]}", f"images\\{names[1]}", f"images/{names[2]}", "pixels\\last.csv"]
+    (tmp_path / "data.csv").write_text("x:image\n" + "".join(f"{c}\n" for c in cells), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    done = _run_cli("predict", str(shared_exports / MNIST / "binary-4or9-2018.nnp"), str(tmp_path / "data.csv"),
+                    "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    assert [r[0] for r in rows] == [f"./images/{n}" for n in names[:3]] + ["./pixels/last.csv"]
+    np.testing.assert_allclose([float(r[1]) for r in rows], [refs[n][0] for n in names], rtol=0, atol=1e-6)
+
+
 def test_sin_regression_through_cli(shared_exports, tmp_path):
     refs = sin_references(shared_exports)
     out = tmp_path / "sin.csv"

@@ -112,14 +112,16 @@ def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[in
     in that shape, an image as its pixels (``images.load_pixels``; integer-typed, so callers tell
     them apart by dtype and convert whole batches of them at once)."""
     ext = os.path.splitext(cell)[1].lower()  # no number has one of these endings
+    # Datasets made on Windows separate folders with backslashes; nnabla reads them as slashes.
+    relative = cell.replace("\\", "/")
     if ext in IMAGE_EXTENSIONS:
-        return load_pixels(os.path.join(folder, cell), shape, what=f"column {column.header!r}")
+        return load_pixels(os.path.join(folder, relative), shape, what=f"column {column.header!r}")
     if is_float(cell):
         value = np.array([float(cell)], dtype=np.float32)
         if int(np.prod(shape)) != 1:
             raise DatasetError(f"column {column.header!r}: a single number cannot fill an input of shape {shape}")
         return value.reshape(shape)
-    path = Path(folder) / cell
+    path = Path(folder) / relative
     if ext == ".csv":
         needed = int(np.prod(shape))
         try:
