@@ -90,6 +90,9 @@ class Fixture:
                 name = f"img/{layout}{i}.png"
                 Image.fromarray(pixels, mode).save(self.data / name)
                 self.images[layout].append((name, VALID, pixels))
+            # Windows separators, which nnabla reads as slashes
+            self.images[layout].append((f"img\\{layout}0.png", VALID, self.images[layout][0][2]))
+            self.images[layout].append((f".\\img\\{layout}1.png", VALID, self.images[layout][1][2]))
             pixels = rng.randint(0, 256, shape).astype(np.uint8)
             for name in (f"img/{layout} with space.png", f"img/{layout},comma.png", f'img/{layout}"quote.png',
                          f"img/{layout}é.png"):
@@ -130,6 +133,7 @@ class Fixture:
                 values = np.array([float(v) for v in text.lstrip("\ufeff").replace("\n", ",").split(",") if v.strip()],
                                   np.float32)
             self.matrices.append((f"img/{name}", status, values))
+        self.matrices.append(("img\\" + self.matrices[0][0][len("img/"):], VALID, self.matrices[0][2]))
         (self.data / "img/latin1.csv").write_bytes(b"1,2,\xe93\n")
         self.matrices += [("img/latin1.csv", INVALID, None), ("img/missing.csv", INVALID, None),
                           ("img/dir.png", INVALID, None)]
