@@ -244,3 +244,64 @@ def test_a_dataset_read_from_a_pipe_is_read_once(vector_model, tmp_path):
     assert [r[:2] for r in rows[1:]] == [["1", "2"], ["3", "4"]]
     x = np.array([[1, 2], [3, 4]], dtype=np.float64)
     np.testing.assert_allclose(np.array([r[2:] for r in rows[1:]], dtype=np.float64), x @ W + B, atol=1e-6)
+
+
+def test_npy_cells_feed_their_values_as_they_are(image_model, tmp_path):
+    # nnabla's load_npy: the array's values, reshaped to the input; no image scaling, even for uint8.
+    (tmp_path / "arrays").mkdir()
+    floats = np.array([[0.5, 200.0], [-3.25, 1e-3]])
+    pixels = np.array([[0, 255], [17, 128]], dtype=np.uint8)
+    fortran = np.asfortranarray(np.array([[1, 2], [3, 4]], dtype=">i2"))
+    np.save(tmp_path / "arrays" / "floats.npy", floats)
+    np.save(tmp_path / "arrays" / "pixels.npy", pixels.reshape(1, 2, 2))
+    with open(tmp_path / "arrays" / "fortran.NPY", "wb") as f:  # np.save would add ".npy"
+        np.save(f, fortran)
+    data = tmp_path / "data.csv"
+    data.write_text("x:image\narrays/floats.npy\narrays\\pixels.npy\narrays/fortran.NPY\n", encoding="utf-8")
+    predict_csv(nncbridge.load(image_model), data, tmp_path / "out.csv")
+    rows = read_rows(tmp_path / "out.csv")
+    assert [r[0] for r in rows[1:]] == ["./arrays/floats.npy", "./arrays/pixels.npy", "./arrays/fortran.NPY"]
+    got = np.array([r[1:] for r in rows[1:]], dtype=np.float32)
+    want = np.stack([a.astype(np.float32).ravel() for a in (floats, pixels, fortran)])
+    np.testing.assert_array_equal(got, want)
+
+
+class _RunsOnLoad:
+    """Unpickling this creates a file: proof that a dataset's .npy was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("pickle", "object values, not numbers"), ("complex", "complex128 values, not numbers"),
+    ("count", "holds 5 values (5,), the input needs (1, 2, 2)"),
+    ("huge", "holds 99999999999999 values"), ("cut", "cut short"), ("junk", "cannot read"),
+    ("text", "<U3 values, not numbers")])
+def test_npy_cells_that_are_not_plain_numbers_are_refused(image_model, tmp_path, kind, words):
+    path = tmp_path / "a.npy"
+    marker = tmp_path / "unpickled"
+    if kind == "pickle":
+        np.save(path, np.array([_RunsOnLoad(marker)] * 4, dtype=object), allow_pickle=True)
+    elif kind == "complex":
+        np.save(path, np.ones(4) + 1j)
+    elif kind == "count":
+        np.save(path, np.ones(5))
+    elif kind == "huge":  # the header claims far more values than the file holds
+        np.save(path, np.ones(4))
+        path.write_bytes(path.read_bytes().replace(b"(4,)", b"(99999999999999,)"))
+    elif kind == "cut":
+        np.save(path, np.ones(4))
+        path.write_bytes(path.read_bytes()[:-3])
+    elif kind == "junk":
+        path.write_bytes(b"not an array")
+    else:
+        np.save(path, np.array(["abc"] * 4))
+    data = tmp_path / "data.csv"
+    data.write_text("x:image\na.npy\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"line 2: column 'x:image': .*" + __import__("re").escape(words)):
+        predict_csv(nncbridge.load(image_model), data, tmp_path / "out.csv")
+    assert not marker.exists()

@@ -61,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
-        print(f"wrote {summary.rows} rows to {args.output} in {summary.seconds:.2f} s"
+        print(f"wrote {summary.rows} row{'s' * (summary.rows != 1)} to {args.output} in {summary.seconds:.2f} s"
               + (f" ({len(summary.skipped)} skipped)" if summary.skipped else ""), file=sys.stderr)
     return 0

@@ -108,9 +108,9 @@ def _describe(e: Exception) -> str:
 
 
 def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[int, ...]) -> np.ndarray:
-    """One CSV cell as a sample for an input of ``shape``: a number or a CSV matrix file as float32
-    in that shape, an image as its pixels (``images.load_pixels``; integer-typed, so callers tell
-    them apart by dtype and convert whole batches of them at once)."""
+    """One CSV cell as a sample for an input of ``shape``: a number or a file of numbers (CSV matrix,
+    ``.npy``) as float32 in that shape, an image as its pixels (``images.load_pixels``; integer-typed,
+    so callers tell them apart by dtype and convert whole batches of them at once)."""
     ext = os.path.splitext(cell)[1].lower()  # no number has one of these endings
     # Datasets made on Windows separate folders with backslashes; nnabla reads them as slashes.
     relative = cell.replace("\\", "/")
@@ -121,31 +121,62 @@ def cell_to_array(cell: str, column: Column, folder: str | Path, shape: tuple[in
         if int(np.prod(shape)) != 1:
             raise DatasetError(f"column {column.header!r}: a single number cannot fill an input of shape {shape}")
         return value.reshape(shape)
-    path = Path(folder) / relative
-    if ext == ".csv":
-        needed = int(np.prod(shape))
-        try:
-            # Only regular files of a sensible size: a FIFO would block, a device never end.
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                raise DatasetError(f"column {column.header!r}: {path} is not a regular file")
-            if info.st_size > _MATRIX_BYTES_PER_VALUE * needed + 4096:
-                raise DatasetError(f"column {column.header!r}: {path} is {info.st_size} bytes, too large for "
-                                   f"the {needed} values of an input of shape {shape}")
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                values = [[float(v) for v in row] for row in csv.reader(f) if row]
-        except FileNotFoundError:
-            raise DatasetError(f"column {column.header!r}: file not found: {path}") from None
-        except (ValueError, OSError, UnicodeDecodeError, csv.Error) as e:
-            raise DatasetError(f"column {column.header!r}: cannot read {path}: {_describe(e)}") from None
-        if len({len(row) for row in values}) > 1:
-            raise DatasetError(f"column {column.header!r}: {path} has rows of different lengths "
-                               f"({', '.join(str(len(row)) for row in values[:5])}…)")
-        array = np.array(values, dtype=np.float32)
-        if array.size != needed:
-            raise DatasetError(f"column {column.header!r}: {path} holds {array.size} values, the input needs {shape}")
-        return array.reshape(shape)
-    raise DatasetError(f"column {column.header!r}: {cell!r} is neither a number nor an image/CSV file")
+    if ext in (".csv", ".npy"):
+        return _values_file(Path(folder) / relative, ext, shape, f"column {column.header!r}")
+    raise DatasetError(f"column {column.header!r}: {cell!r} is neither a number nor an image, CSV or .npy file")
+
+
+def _values_file(path: Path, ext: str, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A file of numbers (CSV matrix or ``.npy`` array) as float32 in ``shape``; its values are used
+    as they are (no image scaling), as nnabla does."""
+    needed = int(np.prod(shape))
+    try:
+        # Only regular files of a sensible size: a FIFO would block, a device never end.
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise DatasetError(f"{what}: {path} is not a regular file")
+        if info.st_size > _MATRIX_BYTES_PER_VALUE * needed + 4096:
+            raise DatasetError(f"{what}: {path} is {info.st_size} bytes, too large for "
+                               f"the {needed} values of an input of shape {shape}")
+        array = _npy_values(path, shape, what) if ext == ".npy" else _csv_values(path, what)
+    except FileNotFoundError:
+        raise DatasetError(f"{what}: file not found: {path}") from None
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"{what}: cannot read {path}: {_describe(e)}") from None
+    if array.dtype.kind not in "biuf":
+        raise DatasetError(f"{what}: {path} holds {array.dtype} values, not numbers")
+    if array.size != needed:
+        raise DatasetError(f"{what}: {path} holds {array.size} values, the input needs {shape}")
+    return array.astype(np.float32).reshape(shape)
+
+
+def _csv_values(path: Path, what: str) -> np.ndarray:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        values = [[float(v) for v in row] for row in csv.reader(f) if row]
+    if len({len(row) for row in values}) > 1:
+        raise DatasetError(f"{what}: {path} has rows of different lengths "
+                           f"({', '.join(str(len(row)) for row in values[:5])}…)")
+    return np.array(values, dtype=np.float32)
+
+
+def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """The array of a ``.npy`` file, read only after its header shows plain numbers of the right
+    count: never unpickled (nnabla would run an object array's code), never a huge allocation."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            stored, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:  # 2.0 and 3.0 differ only in the header's length field and text encoding
+            stored, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        if dtype.kind not in "biuf":
+            raise DatasetError(f"{what}: {path} holds {dtype} values, not numbers")
+        count = int(np.prod(stored, dtype=object))
+        if count != int(np.prod(shape)):
+            raise DatasetError(f"{what}: {path} holds {count} values {tuple(stored)}, the input needs {shape}")
+        data = f.read(count * dtype.itemsize)
+    if len(data) < count * dtype.itemsize:
+        raise DatasetError(f"{what}: {path} is cut short ({len(data)} of {count * dtype.itemsize} data bytes)")
+    return np.frombuffer(data, dtype).reshape(stored, order="F" if fortran_order else "C")
 
 
 def output_columns(name: str, shape: tuple[int, ...]) -> list[str]:

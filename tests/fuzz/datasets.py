@@ -134,6 +134,19 @@ class Fixture:
                                   np.float32)
             self.matrices.append((f"img/{name}", status, values))
         self.matrices.append(("img\\" + self.matrices[0][0][len("img/"):], VALID, self.matrices[0][2]))
+        # .npy arrays: their values as they are, whatever the dtype; never unpickled
+        for name, array, status in (("f64.npy", np.array([0.25, -7.0, 1e-3]), VALID),
+                                    ("u8.npy", np.array([[0], [128], [255]], np.uint8), VALID),
+                                    ("be.npy", np.array([1, 2, 3], ">i4"), VALID),
+                                    ("five.npy", np.ones(5), INVALID),
+                                    ("objects.npy", np.array([1, None, "a"], dtype=object), INVALID),
+                                    ("complex.npy", np.ones(3) + 1j, INVALID)):
+            with open(self.data / "img" / name, "wb") as f:
+                np.save(f, array, allow_pickle=array.dtype == object)
+            self.matrices.append((f"img/{name}", status, array.astype(np.float32).ravel() if status == VALID else None))
+        cut = (self.data / "img/f64.npy").read_bytes()[:-4]
+        (self.data / "img/cut.npy").write_bytes(cut)
+        self.matrices.append(("img/cut.npy", INVALID, None))
         (self.data / "img/latin1.csv").write_bytes(b"1,2,\xe93\n")
         self.matrices += [("img/latin1.csv", INVALID, None), ("img/missing.csv", INVALID, None),
                           ("img/dir.png", INVALID, None)]
