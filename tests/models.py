@@ -27,23 +27,34 @@ def write_nnp(path: Path, nntxt: str, params: dict[str, np.ndarray] | None = Non
     return path
 
 
-def identity_nntxt(shape: tuple[int, ...], no_image_normalization: bool = False) -> str:
+def identity_nntxt(shape: tuple[int, ...], no_image_normalization: bool = False, flatten: bool = False) -> str:
+    """The input as the output; ``flatten`` reshapes it to one vector (so that nnabla_cli forward and
+    predict write its values in columns, not as image or matrix files)."""
     dims = " ".join(f"dim: {d}" for d in (-1, *shape))
     flag = "true" if no_image_normalization else "false"
+    output, layers = "Identity", ""
+    if flatten:
+        output = "Reshape"
+        layers = f"""
+  variable {{ name: "Reshape" type: "Buffer" shape: {{ dim: -1 dim: {int(np.prod(shape))} }} }}
+  function {{
+    name: "Reshape" type: "Reshape" input: "Identity" output: "Reshape"
+    reshape_param {{ shape: {{ dim: -1 dim: {int(np.prod(shape))} }} inplace: true }}
+  }}"""
     return f"""
 network {{
   name: "MainRuntime"
   batch_size: 1
   variable {{ name: "Input" type: "Buffer" shape: {{ {dims} }} }}
   variable {{ name: "Identity" type: "Buffer" shape: {{ {dims} }} }}
-  function {{ name: "Identity" type: "Identity" input: "Input" output: "Identity" }}
+  function {{ name: "Identity" type: "Identity" input: "Input" output: "Identity" }}{layers}
 }}
 executor {{
   name: "Executor"
   network_name: "MainRuntime"
   no_image_normalization: {flag}
   data_variable {{ variable_name: "Input" data_name: "x" }}
-  output_variable {{ variable_name: "Identity" data_name: "y'" }}
+  output_variable {{ variable_name: "{output}" data_name: "y'" }}
 }}
 """
 

@@ -26,7 +26,7 @@ def vector_model(tmp_path):
 
 @pytest.fixture()
 def image_model(tmp_path):
-    return write_nnp(tmp_path / "image.nnp", identity_nntxt((1, 2, 2)))
+    return write_nnp(tmp_path / "image.nnp", identity_nntxt((1, 2, 2), flatten=True))
 
 
 def read_rows(path):

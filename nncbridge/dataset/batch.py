@@ -8,6 +8,7 @@ are written in input order; at most a few chunks are in flight, so memory stays 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import stat
@@ -25,14 +26,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import BackendError, DatasetError, NncBridgeError
-from ..util.files import atomic_output
-from .csv_io import Column, DatasetCsv, carried_cell, cell_to_array, csv_text, format_values, output_columns
+from ..util.files import atomic_output, move_into, staging_folder
+from .csv_io import (Column, DatasetCsv, carried_cell, cell_to_array, csv_text, format_values, output_columns,
+                     output_layout)
 from .images import pixels_to_batch, pixels_to_input
+from .output_files import write_output_files
 
 if TYPE_CHECKING:
     from ..predictor import Predictor, TensorInfo
 
-_Rows = list[tuple[int, list[str]]]
+_Rows = list[tuple[int, int, list[str]]]  # (data row number from 0, CSV line number, cells)
 _PROCESS_TASK_ROWS = 512
 
 
@@ -61,6 +64,9 @@ class _Plan:
     normalize: bool
     skip_errors: bool
     batch_size: int
+    # Per output, how nnabla_cli forward writes it (csv_io.output_layout); files go to output_folder.
+    output_layouts: tuple[tuple[str, int], ...]
+    output_folder: str
     # Per binding, its column furthest right: a row must reach it (vector columns may be in any order).
     rightmost: tuple[Column, ...] = field(init=False)
 
@@ -95,37 +101,53 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
-                     predictor.normalize_images, skip_errors, batch_size)
-        header = list(table.header)
-        for o in predictor.outputs:
-            header += output_columns(o.data_name or o.name, o.shape)
-        with atomic_output(output, "w", encoding="utf-8", newline="") as f:
-            csv.writer(f, lineterminator="\n").writerow(header)
-            pool, task, parallel = _pool(predictor, plan, workers, processes)
-            # With worker processes, this process runs chunks too while they are all busy.
-            local_task = partial(_run_task, predictor, plan) if processes else None
-            try:
-                # A couple of tasks ahead of every worker keeps them busy while memory stays flat.
-                # A task sent to a process costs ~0.5 ms in this one, so those get several batches.
-                task_rows = batch_size * (max(1, _PROCESS_TASK_ROWS // batch_size) if processes else 1)
-                for result in _in_order(pool, task, _chunks(table.rows(), task_rows), 2 * parallel + 1, local_task):
-                    if result.errors and not skip_errors:
-                        raise DatasetError(result.errors[0])
-                    summary.skipped += result.errors
-                    f.write(result.text)
-                    summary.rows += result.rows
-                    if progress is not None:
-                        progress(result.rows + len(result.errors))
-            except BrokenExecutor as e:  # a worker process died (threads have no initializer)
-                raise BackendError(f"a worker process stopped unexpectedly ({e})") from None
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+        layouts = tuple(output_layout(o.shape) for o in predictor.outputs)
+        folder = os.path.dirname(os.path.abspath(output))
+        writes_files = any(kind != "columns" for kind, _ in layouts)
+        # Matrix and map outputs go to files beside the CSV: staged, and moved in only on success.
+        with staging_folder(folder) if writes_files else contextlib.nullcontext(folder) as files_folder:
+            plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
+                         predictor.normalize_images, skip_errors, batch_size, layouts, files_folder)
+            header = list(table.header)
+            for o in predictor.outputs:
+                header += output_columns(o.data_name or o.name, o.shape)
+            with atomic_output(output, "w", encoding="utf-8", newline="") as f:
+                csv.writer(f, lineterminator="\n").writerow(header)
+                _write_rows(predictor, plan, table, f, summary, workers, processes, progress)
+                if writes_files:
+                    try:
+                        move_into(files_folder, folder)
+                    except OSError as e:
+                        raise DatasetError(f"cannot move the output files into {folder}: {e}") from None
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[_Rows]:
+def _write_rows(predictor: Predictor, plan: _Plan, table: DatasetCsv, f: Any, summary: Summary,
+                workers: int | None, processes: int, progress: Callable[[int], None] | None) -> None:
+    pool, task, parallel = _pool(predictor, plan, workers, processes)
+    # With worker processes, this process runs chunks too while they are all busy.
+    local_task = partial(_run_task, predictor, plan) if processes else None
+    try:
+        # A couple of tasks ahead of every worker keeps them busy while memory stays flat.
+        # A task sent to a process costs ~0.5 ms in this one, so those get several batches.
+        task_rows = plan.batch_size * (max(1, _PROCESS_TASK_ROWS // plan.batch_size) if processes else 1)
+        numbered = ((i, line, cells) for i, (line, cells) in enumerate(table.rows()))
+        for result in _in_order(pool, task, _chunks(numbered, task_rows), 2 * parallel + 1, local_task):
+            if result.errors and not plan.skip_errors:
+                raise DatasetError(result.errors[0])
+            summary.skipped += result.errors
+            f.write(result.text)
+            summary.rows += result.rows
+            if progress is not None:
+                progress(result.rows + len(result.errors))
+    except BrokenExecutor as e:  # a worker process died (threads have no initializer)
+        raise BackendError(f"a worker process stopped unexpectedly ({e})") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(rows: Iterator[tuple[int, int, list[str]]], size: int) -> Iterator[_Rows]:
     while True:
         chunk = list(islice(rows, size))
         if not chunk:
@@ -222,9 +244,10 @@ def _run_task(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
 def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
     """Decode, predict and format one chunk. Bad rows are reported (the first only, unless skipped)."""
     good: list[list[str]] = []
+    numbers: list[int] = []
     per_input: list[list[np.ndarray]] = [[] for _ in plan.bindings]
     errors: list[str] = []
-    for line, cells in rows:
+    for number, line, cells in rows:
         arrays = _prepare_row(plan, line, cells)
         if isinstance(arrays, str):
             errors.append(arrays)
@@ -232,16 +255,32 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
                 return _ChunkResult("", 0, errors)
             continue
         good.append(cells)
+        numbers.append(number)
         for k, array in enumerate(arrays):
             per_input[k].append(array)
     if not good:
         return _ChunkResult("", 0, errors)
     results = predictor.run_batch({info.name: _stack_samples(arrays, info.shape, plan.normalize)
                                    for (info, _), arrays in zip(plan.bindings, per_input)})
-    values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
+    if all(kind == "columns" for kind, _ in plan.output_layouts):
+        values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
+    else:
+        values = _output_cells(plan, numbers, results)
     text = csv_text([[carried_cell(c, col) for c, col in zip(cells, plan.columns)] + row_values
                      for cells, row_values in zip(good, values)])
     return _ChunkResult(text, len(good), errors)
+
+
+def _output_cells(plan: _Plan, numbers: list[int], results: list[np.ndarray]) -> list[list[str]]:
+    """Each row's output cells when some outputs are written as files (matrices, maps)."""
+    per_output = []
+    for k, (result, (kind, count)) in enumerate(zip(results, plan.output_layouts)):
+        if kind == "columns":
+            per_output.append(format_values(result.reshape(len(numbers), -1)))
+        else:
+            per_output.append([write_output_files(plan.output_folder, k, number, sample, kind, count)
+                               for number, sample in zip(numbers, result)])
+    return [[cell for cells in row for cell in cells] for row in zip(*per_output)]
 
 
 def _stack_samples(samples: list[np.ndarray], shape: tuple[int, ...], normalize: bool) -> np.ndarray:

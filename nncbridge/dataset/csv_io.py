@@ -179,10 +179,21 @@ def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(stored, order="F" if fortran_order else "C")
 
 
+def output_layout(shape: tuple[int, ...]) -> tuple[str, int]:
+    """How ``nnabla_cli forward`` writes an output of per-sample ``shape``: ``("columns", n)``, its
+    values in n columns; ``("csv", 1)``, a matrix file per row; ``("png", n)``, n image files per row
+    (one for a 1- or 3-channel map, else one per channel)."""
+    if len(shape) == 2:
+        return "csv", 1
+    if len(shape) == 3:
+        return "png", 1 if shape[0] in (1, 3) else shape[0]
+    return "columns", int(np.prod(shape)) if shape else 1
+
+
 def output_columns(name: str, shape: tuple[int, ...]) -> list[str]:
-    """Column names for one output: ``y'`` for one value, ``y'__0`` … otherwise (nnabla_cli forward)."""
-    size = int(np.prod(shape)) if shape else 1
-    return [name] if size == 1 else [f"{name}__{i}" for i in range(size)]
+    """Column names for one output: ``y'`` for one cell, ``y'__0`` … otherwise (nnabla_cli forward)."""
+    count = output_layout(shape)[1]
+    return [name] if count == 1 else [f"{name}__{i}" for i in range(count)]
 
 
 def carried_cell(cell: str, column: Column) -> str:

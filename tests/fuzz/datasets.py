@@ -3,7 +3,9 @@
 ``python -m tests.fuzz.datasets --cases 20000 [--start 0]`` runs a campaign; tests/test_fuzz_datasets.py
 a short one. Each case writes a CSV (headers in several layouts, numbers, image cells naming good,
 damaged, missing or odd files, quoting, BOM, CRLF, blank lines, bad UTF-8) and runs it through an
-identity or vector model, on threads, with or without ``skip_errors``.
+identity or vector model, on threads, with or without ``skip_errors``. Some models' outputs are maps
+or matrices, which predict writes as PNG or CSV files: their names and contents are checked too
+(PNG pixels: value × 255, clipped, truncated, as nnabla_cli forward writes them).
 
 Each generated row is marked valid (its outputs are known from first principles: the numbers
 themselves, or pixels / 255 in CHW order), invalid (it must stop the run, or be skipped), or
@@ -61,7 +63,12 @@ MODELS: dict[str, tuple[tuple[int, ...], bool]] = {
     "gray": ((1, 3, 2), True),
     "rgb": ((3, 2, 3), True),
     "gray_raw": ((1, 3, 2), False),
+    # unflattened outputs, which predict writes as files: PNG maps, CSV matrices
+    "gray_png": ((1, 3, 2), True),
+    "rgb_png": ((3, 2, 3), True),
+    "hw_csv": ((3, 2), True),
 }
+FILE_OUTPUT_MODELS = {"gray_png", "rgb_png", "hw_csv"}
 
 
 class Fixture:
@@ -78,7 +85,9 @@ class Fixture:
         (self.data / "img").mkdir(parents=True)
         self.predictors = {}
         for name, (shape, normalize) in MODELS.items():
-            path = write_nnp(folder / f"{name}.nnp", identity_nntxt(shape, no_image_normalization=not normalize))
+            flatten = len(shape) > 1 and name not in FILE_OUTPUT_MODELS
+            path = write_nnp(folder / f"{name}.nnp", identity_nntxt(shape, no_image_normalization=not normalize,
+                                                                  flatten=flatten))
             self.predictors[name] = nncbridge.load(path, intra_op_num_threads=1)
         rng = np.random.RandomState(0)
         # (relative path, status, pixels) per image kind and model layout
@@ -235,7 +244,7 @@ def make_case(case: int, fx: Fixture) -> Case:
             if values is not None:
                 expected = values
         else:
-            layout = "rgb" if model == "rgb" else "gray"
+            layout = "rgb" if model.startswith("rgb") else "gray"
             text, status, pixels = _image_cell(rng, fx, layout, shape, normalize)
             cells[inputs[0]] = text
             if pixels is not None:
@@ -314,6 +323,10 @@ def run_case(case: int, fx: Fixture, workdir: Path, processes_share: float = 0.0
 
 
 def _check_output(c: Case, fx: Fixture, dataset: Path, output: Path, summary: Any) -> None:
+    from PIL import Image
+
+    from nncbridge.dataset.csv_io import output_layout
+
     with open(dataset, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         next(reader)
@@ -324,6 +337,7 @@ def _check_output(c: Case, fx: Fixture, dataset: Path, output: Path, summary: An
     if not c.skip_errors:
         assert not skipped
     kept = [row for (line, _), row in zip(records, c.rows) if line not in skipped]
+    kept_numbers = [i for i, (line, _) in enumerate(records) if line not in skipped]  # data rows from 0
     for (line, _), row in zip(records, c.rows):
         if row.status == VALID:
             assert line not in skipped, f"valid row at line {line} was skipped: {summary.skipped}"
@@ -331,14 +345,32 @@ def _check_output(c: Case, fx: Fixture, dataset: Path, output: Path, summary: An
             assert line in skipped, f"invalid row at line {line} ({row.cells}) was not refused"
     with open(output, encoding="utf-8", newline="") as f:
         written = list(csv.reader(f))
-    outputs = fx.predictors[c.model].outputs[0]
-    size = int(np.prod(outputs.shape))
-    assert written[0][: len(c.header)] == c.header and len(written[0]) == len(c.header) + size
+    shape = fx.predictors[c.model].outputs[0].shape
+    kind, width = output_layout(shape)
+    assert written[0][: len(c.header)] == c.header and len(written[0]) == len(c.header) + width
     assert summary.rows == len(kept) == len(written) - 1
-    for row, out in zip(kept, written[1:]):
-        values = np.array(out[-size:], dtype=np.float32)
-        if row.expected is not None:
+    files = {p.relative_to(output.parent) for p in output.parent.rglob("*") if p.is_file() and p != output}
+    assert files == {Path(out[-1]) for out in written[1:]} if kind != "columns" else not files, \
+        "the output folder holds other files than the rows' outputs"
+    for number, row, out in zip(kept_numbers, kept, written[1:]):
+        if kind != "columns":
+            name = f"{number}.csv" if kind == "csv" else f"{number}.png"
+            assert out[-1] == f"./0_{number // 1000:04d}/{name}", f"row {number}'s output is named {out[-1]}"
+        if row.expected is None:
+            continue
+        if kind == "columns":
+            values = np.array(out[-width:], dtype=np.float32)
             np.testing.assert_array_equal(values, row.expected, err_msg=f"row {row.cells}")
+        elif kind == "csv":
+            with open(output.parent / out[-1], encoding="utf-8", newline="") as f:
+                matrix = np.array(list(csv.reader(f)), dtype=np.float32)
+            np.testing.assert_array_equal(matrix, row.expected.reshape(shape), err_msg=f"row {row.cells}")
+        else:
+            # nnabla_cli forward's rule: value x 255 in float32, clipped, truncated to uint8
+            sample = np.clip(row.expected.reshape(shape) * np.float32(255), 0, 255).astype(np.uint8)
+            image = np.asarray(Image.open(output.parent / out[-1]))
+            np.testing.assert_array_equal(image, sample.transpose(1, 2, 0) if shape[0] == 3 else sample[0],
+                                          err_msg=f"row {row.cells}")
 
 
 def main() -> int:
