@@ -12,6 +12,7 @@ from .errors import (
     InputError,
     ModelError,
     NncBridgeError,
+    NncBridgeWarning,
     UnsafeArchiveError,
     UnsupportedFunctionError,
 )
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendError", "ConversionError", "DatasetError", "ExecutorNotFoundError", "FormatError", "InputError",
-    "ModelError", "NncBridgeError", "UnsafeArchiveError", "UnsupportedFunctionError",
+    "ModelError", "NncBridgeError", "NncBridgeWarning", "UnsafeArchiveError", "UnsupportedFunctionError",
     "read", "write", "check", "to_onnx", "load", "__version__",
     "Predictor", "TensorInfo", "Model", "Problem",
 ]

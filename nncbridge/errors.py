@@ -40,3 +40,7 @@ class InputError(NncBridgeError):
 
 class DatasetError(NncBridgeError):
     """A dataset CSV or one of its cells cannot be used."""
+
+
+class NncBridgeWarning(UserWarning):
+    """nncbridge runs a model differently from Console in a way that can change its results."""

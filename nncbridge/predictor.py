@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 
 from .dataset.images import image_channels, image_to_array, is_image_shape, pixels_to_input
-from .errors import InputError, NncBridgeError
+from .errors import InputError, NncBridgeError, NncBridgeWarning
 from .model.graph import divides_images_by_255
 
 ModelSource = Union[str, "os.PathLike[str]", bytes]
@@ -47,6 +48,7 @@ class Predictor:
                  **options: Any) -> None:
         from .format.reader import read
         from .model.expand import expand_network
+        from .model.validate import repeated_evaluation_warning
         from .runtime import create_backend
 
         if isinstance(source, (bytes, bytearray)):
@@ -71,6 +73,9 @@ class Predictor:
         if len(self.inputs) != len(exe.data):
             missing = [d.variable for d in exe.data if d.variable not in network.variables]
             raise InputError(f"{model.source.path}: executor {exe.name!r} input {missing[0]!r} is not in network {network.name!r}")
+        repeated = repeated_evaluation_warning(exe, network)
+        if repeated:
+            warnings.warn(f"{model.source.path}: {repeated}", NncBridgeWarning, stacklevel=3)
         self._backend = create_backend(backend, model, exe, self._source, self._options)
         self.backend: str = self._backend.name
         self.outputs: list[TensorInfo] = [

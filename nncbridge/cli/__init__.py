@@ -5,8 +5,9 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ..errors import NncBridgeError
 
@@ -45,13 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_UNREADABLE
     try:
-        return int(args._run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(args.command)
+            return int(args._run(args))
     except NncBridgeError as e:
         print(f"nncbridge {args.command}: error: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
         print(f"nncbridge {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _warning_printer(command: str) -> Callable[..., None]:
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"nncbridge {command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def console_main() -> NoReturn:

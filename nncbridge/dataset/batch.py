@@ -13,6 +13,7 @@ import csv
 import os
 import stat
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 # concurrent.futures.process (and multiprocessing) load only when worker processes are asked for.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import BackendError, DatasetError, NncBridgeError
+from ..errors import BackendError, DatasetError, NncBridgeError, NncBridgeWarning
 from ..util.files import atomic_output, move_into, staging_folder
 from .csv_io import (Column, DatasetCsv, carried_cell, cell_to_array, csv_text, format_values, output_columns,
                      output_layout)
@@ -218,7 +219,9 @@ def _start_worker(rebuild: tuple[Any, ...], plan: _Plan) -> None:
     global _worker
     from ..predictor import _rebuild
 
-    _worker = (_rebuild(*rebuild), plan)
+    with warnings.catch_warnings():  # the caller's process has shown the model's warnings once
+        warnings.simplefilter("ignore", NncBridgeWarning)
+        _worker = (_rebuild(*rebuild), plan)
 
 
 def _run_task_in_worker(rows: _Rows) -> _ChunkResult:

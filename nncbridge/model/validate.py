@@ -36,6 +36,23 @@ class Problem:
         return f"{self.severity}: {self.message}"
 
 
+def repeated_evaluation_warning(exe: Executor, network: Network) -> str | None:
+    """What differs from Console when ``exe`` asks for several evaluations combined: nncbridge
+    evaluates once, with Dropout as the identity. None when that gives Console's result."""
+    if exe.num_evaluations <= 1:
+        return None
+    kind = exe.repeat_evaluation_type or "mean"
+    if kind == "std":
+        return (f"executor {exe.name!r} asks for the standard deviation of {exe.num_evaluations} evaluations "
+                "(Console's uncertainty); nncbridge evaluates once, with Dropout as the identity, so its outputs "
+                "are the prediction itself, not that deviation")
+    if any(fn.type == "Dropout" for fn in network.functions):
+        return (f"executor {exe.name!r} asks for the {kind} of {exe.num_evaluations} evaluations through "
+                f"Dropout; nncbridge evaluates once, with Dropout as the identity, so its outputs differ from "
+                "Console's sampled ones")
+    return None
+
+
 def check(model_or_path: ModelOrPath) -> list[Problem]:
     """Validate every network and executor of a model (or of the file at a path).
 
@@ -269,6 +286,9 @@ class _Checker:
             self.add(ERROR, f"executor {exe.name!r}: network {net.name!r} variable {name!r} is needed for its "
                             "outputs but produced by no layer and not fed as a data or generator variable",
                             net.name, variable=name)
+        repeated = repeated_evaluation_warning(exe, expanded)
+        if repeated:
+            self.add(WARNING, repeated, net.name)
         if exe.need_back_propagation:
             return
         flagged = set()
