@@ -87,6 +87,8 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
                 batch_size: int = 64, workers: int | None = None, skip_errors: bool = False,
                 progress: Callable[[int], None] | None = None, processes: int = 0) -> Summary:
     """Run ``predictor`` on every row of a Console dataset CSV; write Console's output CSV atomically.
+    Outputs that are matrices or (C, H, W) maps per sample become files beside ``output``, named in
+    its cells, as ``nnabla_cli forward`` writes them; they appear only if the run succeeds.
 
     ``workers``: threads sharing ``predictor`` (default: CPU count, at most 8). ``processes``: if
     above 0, that many worker processes instead, each rebuilding the predictor from its source with
