@@ -135,3 +135,43 @@ def test_same_csv_and_files_as_nnabla_cli_forward(tmp_path, shape, rows):
                                           np.asarray(Image.open(tmp_path / "nnabla" / name)))
         else:
             assert (tmp_path / "ours" / name).read_text() == (tmp_path / "nnabla" / name).read_text()
+
+
+@pytest.mark.nnabla
+def test_a_convolutional_map_model_matches_nnabla_cli_forward_to_one_level(tmp_path):
+    # A real network's float32 outputs differ from nnabla's by ~1e-7, so a value that sits on a
+    # truncation boundary (x 255) can land one level apart; nothing else may differ.
+    import nnabla as nn
+    import nnabla.functions as F
+    import nnabla.parametric_functions as PF
+    from nnabla.utils.save import save
+
+    digits = Path(__file__).resolve().parent.parent / "sample_projects" / "digits" / "data"
+    rng = np.random.RandomState(0)
+    nn.clear_parameters()
+    x = nn.Variable((1, 1, 28, 28))
+    h = F.relu(PF.convolution(x, 8, (3, 3), pad=(1, 1), name="conv1", rng=rng))
+    y = F.sigmoid(PF.convolution(h, 3, (3, 3), pad=(1, 1), name="conv2", rng=rng) * 2.0)
+    model = str(tmp_path / "maps.nnp")
+    save(model, {"networks": [{"name": "MainRuntime", "batch_size": 1, "outputs": {"y'": y}, "names": {"x": x}}],
+                 "executors": [{"name": "Executor", "network": "MainRuntime", "data": ["x"], "output": ["y'"]}]})
+    nn.clear_parameters()
+    cli = Path(sys.executable).parent / "nnabla_cli"
+    (tmp_path / "nnabla").mkdir()
+    done = subprocess.run([str(cli), "forward", "-c", model, "-d", str(digits / "test.csv"), "-o", str(tmp_path / "nnabla")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    predict_csv(nncbridge.load(model), digits / "test.csv", tmp_path / "ours" / "output_result.csv")
+    theirs = (tmp_path / "nnabla" / "output_result.csv").read_text(encoding="utf-8")
+    assert (tmp_path / "ours" / "output_result.csv").read_text(encoding="utf-8") == theirs
+    pngs = sorted(p.relative_to(tmp_path / "nnabla") for p in (tmp_path / "nnabla").rglob("*.png"))
+    assert len(pngs) == 297
+    apart = total = 0
+    for name in pngs:
+        a = np.asarray(Image.open(tmp_path / "nnabla" / name), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "ours" / name), dtype=np.int16)
+        assert a.shape == b.shape == (28, 28, 3)
+        assert np.abs(a - b).max() <= 1, name
+        apart += int((a != b).sum())
+        total += a.size
+    assert apart <= total * 1e-4, f"{apart} of {total} pixel values differ by one level"
