@@ -175,3 +175,14 @@ def test_a_convolutional_map_model_matches_nnabla_cli_forward_to_one_level(tmp_p
         apart += int((a != b).sum())
         total += a.size
     assert apart <= total * 1e-4, f"{apart} of {total} pixel values differ by one level"
+
+
+@pytest.mark.parametrize("shape, words", [((1, 4, 5), "y' is written as a PNG image per row"),
+                                          ((2, 4, 5), "y' is written as 2 PNG images per row"),
+                                          ((2, 3), "y' is written as a CSV file per row"), ((6,), None)])
+def test_info_says_which_outputs_predict_writes_as_files(tmp_path, capsys, shape, words):
+    from nncbridge.cli import main
+
+    assert main(["info", str(write_nnp(tmp_path / "m.nnp", identity_nntxt(shape)))]) == 0
+    said = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("predict:")]
+    assert said == ([f"predict: {words} (nnabla_cli forward's layout)"] if words else [])

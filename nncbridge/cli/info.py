@@ -52,6 +52,8 @@ def _table(rows: list[list[str]], indent: str) -> list[str]:
 
 
 def render(info: dict[str, Any]) -> str:
+    from ..dataset.csv_io import output_layout
+
     lines: list[str] = []
     fmt = info["format"]
     lines.append(f"Model: {info['path']}")
@@ -106,6 +108,12 @@ def render(info: dict[str, Any]) -> str:
                 else [])
             why = " and ".join(who) + (" sets" if len(who) == 1 else " set") + " no_image_normalization"
             lines.append(f"  images:  image inputs are fed as 0-255 values, not divided by 255 ({why})")
+        for o in exe["outputs"]:
+            kind, count = output_layout(tuple(o["shape"] or ()))
+            if kind != "columns":
+                files = "a CSV file" if kind == "csv" else "a PNG image" if count == 1 else f"{count} PNG images"
+                lines.append(f"  predict: {o['data_name'] or o['variable']} is written as {files} per row "
+                             "(nnabla_cli forward's layout)")
         lines.append("  layers:")
         rows = [["#", "name", "type", "output shape", "parameters"]]
         for n, layer in enumerate(exe["layers"], 1):
