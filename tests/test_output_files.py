@@ -186,3 +186,17 @@ def test_info_says_which_outputs_predict_writes_as_files(tmp_path, capsys, shape
     assert main(["info", str(write_nnp(tmp_path / "m.nnp", identity_nntxt(shape)))]) == 0
     said = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("predict:")]
     assert said == ([f"predict: {words} (nnabla_cli forward's layout)"] if words else [])
+
+
+def test_values_in_columns_instead_of_files(tmp_path):
+    from nncbridge.cli import main
+
+    model = write_nnp(tmp_path / "m.nnp", identity_nntxt((2, 2, 3)))
+    values = np.random.RandomState(4).uniform(-1, 2, (3, 12)).astype(np.float32)
+    data = _dataset(tmp_path / "data.csv", values)
+    assert main(["predict", str(model), str(data), "-o", str(tmp_path / "out" / "o.csv"), "--values-in-columns",
+                 "--quiet"]) == 0
+    rows = _rows(tmp_path / "out" / "o.csv")
+    assert rows[0][12:] == [f"y'__{i}" for i in range(12)]
+    np.testing.assert_array_equal(np.array([r[12:] for r in rows[1:]], dtype=np.float32), values)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["o.csv"]

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's "
                    "choice, or 1 with worker processes)")
+    p.add_argument("--values-in-columns", action="store_true",
+                   help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
     p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
                               workers=args.workers, skip_errors=args.skip_errors,
-                              progress=bar.update if bar is not None else None, processes=processes)
+                              progress=bar.update if bar is not None else None, processes=processes,
+                              output_files=not args.values_in_columns)
     finally:
         if bar is not None:
             bar.close()

@@ -85,10 +85,12 @@ class _ChunkResult:
 
 def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: str | os.PathLike[str],
                 batch_size: int = 64, workers: int | None = None, skip_errors: bool = False,
-                progress: Callable[[int], None] | None = None, processes: int = 0) -> Summary:
+                progress: Callable[[int], None] | None = None, processes: int = 0,
+                output_files: bool = True) -> Summary:
     """Run ``predictor`` on every row of a Console dataset CSV; write Console's output CSV atomically.
     Outputs that are matrices or (C, H, W) maps per sample become files beside ``output``, named in
     its cells, as ``nnabla_cli forward`` writes them; they appear only if the run succeeds.
+    ``output_files=False`` writes their values in columns instead.
 
     ``workers``: threads sharing ``predictor`` (default: CPU count, at most 8). ``processes``: if
     above 0, that many worker processes instead, each rebuilding the predictor from its source with
@@ -104,7 +106,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        layouts = tuple(output_layout(o.shape) for o in predictor.outputs)
+        layouts = tuple(output_layout(o.shape, output_files) for o in predictor.outputs)
         folder = os.path.dirname(os.path.abspath(output))
         writes_files = any(kind != "columns" for kind, _ in layouts)
         # Matrix and map outputs go to files beside the CSV: staged, and moved in only on success.
@@ -113,7 +115,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
                          predictor.normalize_images, skip_errors, batch_size, layouts, files_folder)
             header = list(table.header)
             for o in predictor.outputs:
-                header += output_columns(o.data_name or o.name, o.shape)
+                header += output_columns(o.data_name or o.name, o.shape, output_files)
             with atomic_output(output, "w", encoding="utf-8", newline="") as f:
                 csv.writer(f, lineterminator="\n").writerow(header)
                 _write_rows(predictor, plan, table, f, summary, workers, processes, progress)

@@ -179,20 +179,20 @@ def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
     return np.frombuffer(data, dtype).reshape(stored, order="F" if fortran_order else "C")
 
 
-def output_layout(shape: tuple[int, ...]) -> tuple[str, int]:
+def output_layout(shape: tuple[int, ...], files: bool = True) -> tuple[str, int]:
     """How ``nnabla_cli forward`` writes an output of per-sample ``shape``: ``("columns", n)``, its
     values in n columns; ``("csv", 1)``, a matrix file per row; ``("png", n)``, n image files per row
-    (one for a 1- or 3-channel map, else one per channel)."""
-    if len(shape) == 2:
+    (one for a 1- or 3-channel map, else one per channel). ``files=False``: always in columns."""
+    if files and len(shape) == 2:
         return "csv", 1
-    if len(shape) == 3:
+    if files and len(shape) == 3:
         return "png", 1 if shape[0] in (1, 3) else shape[0]
     return "columns", int(np.prod(shape)) if shape else 1
 
 
-def output_columns(name: str, shape: tuple[int, ...]) -> list[str]:
+def output_columns(name: str, shape: tuple[int, ...], files: bool = True) -> list[str]:
     """Column names for one output: ``y'`` for one cell, ``y'__0`` … otherwise (nnabla_cli forward)."""
-    count = output_layout(shape)[1]
+    count = output_layout(shape, files)[1]
     return [name] if count == 1 else [f"{name}__{i}" for i in range(count)]
 
 
