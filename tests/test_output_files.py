@@ -200,3 +200,14 @@ def test_values_in_columns_instead_of_files(tmp_path):
     assert rows[0][12:] == [f"y'__{i}" for i in range(12)]
     np.testing.assert_array_equal(np.array([r[12:] for r in rows[1:]], dtype=np.float32), values)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["o.csv"]
+
+
+@pytest.mark.parametrize("shape", [(1, 0, 5), (0, 3)])
+def test_empty_matrix_or_map_outputs_are_no_files(tmp_path, shape):
+    model = write_nnp(tmp_path / "m.nnp", identity_nntxt(shape))
+    np.save(tmp_path / "empty.npy", np.zeros(shape, np.float32))  # the only way to fill an empty input
+    (tmp_path / "data.csv").write_text("x\nempty.npy\nempty.npy\n", encoding="utf-8")
+    out = tmp_path / "out" / "o.csv"
+    predict_csv(nncbridge.load(model), tmp_path / "data.csv", out)
+    assert _rows(out) == [["x"], ["./empty.npy"], ["./empty.npy"]]
+    assert [p.name for p in out.parent.iterdir()] == ["o.csv"]

@@ -182,7 +182,9 @@ def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
 def output_layout(shape: tuple[int, ...], files: bool = True) -> tuple[str, int]:
     """How ``nnabla_cli forward`` writes an output of per-sample ``shape``: ``("columns", n)``, its
     values in n columns; ``("csv", 1)``, a matrix file per row; ``("png", n)``, n image files per row
-    (one for a 1- or 3-channel map, else one per channel). ``files=False``: always in columns."""
+    (one for a 1- or 3-channel map, else one per channel). ``files=False``, or an empty output: always
+    in columns."""
+    files = files and 0 not in shape
     if files and len(shape) == 2:
         return "csv", 1
     if files and len(shape) == 3:

@@ -16,7 +16,7 @@ def write_output_files(folder: str, output_index: int, row_index: int, sample: n
     ``folder/<output>_<row // 1000>/``; returns the cells, paths like ``./0_0000/12.png``."""
     try:
         return _write(folder, output_index, row_index, sample, kind, count)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: Pillow refusing an image
         raise DatasetError(f"cannot write an output file in {folder}: {e}") from None
 
 
