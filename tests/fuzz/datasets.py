@@ -53,6 +53,7 @@ class Case:
     workers: int
     skip_errors: bool
     line_numbers: list[int] = field(default_factory=list)
+    output_files: bool = True  # False: matrix and map outputs in columns (--values-in-columns)
 
 
 # name: (input shape, normalize images)
@@ -278,7 +279,7 @@ def make_case(case: int, fx: Fixture) -> Case:
         data = data[:at] + b"\xff" + data[at + 1:]
         file_status = INVALID
     case_ = Case(model, header, header_status, rows, data, file_status, rng.randint(1, 5), rng.randint(1, 3),
-                 rng.random() < 0.5)
+                 rng.random() < 0.5, output_files=rng.random() < 0.8)
     return case_
 
 
@@ -304,6 +305,7 @@ def run_case(case: int, fx: Fixture, workdir: Path, processes_share: float = 0.0
             task_rows, batch._PROCESS_TASK_ROWS = batch._PROCESS_TASK_ROWS, 2  # several tasks per case
             try:
                 summary = batch.predict_csv(fx.predictors[c.model], dataset, output, batch_size=c.batch_size,
+                                            output_files=c.output_files,
                                             workers=c.workers, skip_errors=c.skip_errors, processes=processes)
             finally:
                 batch._PROCESS_TASK_ROWS = task_rows
@@ -346,7 +348,7 @@ def _check_output(c: Case, fx: Fixture, dataset: Path, output: Path, summary: An
     with open(output, encoding="utf-8", newline="") as f:
         written = list(csv.reader(f))
     shape = fx.predictors[c.model].outputs[0].shape
-    kind, width = output_layout(shape)
+    kind, width = output_layout(shape, c.output_files)
     assert written[0][: len(c.header)] == c.header and len(written[0]) == len(c.header) + width
     assert summary.rows == len(kept) == len(written) - 1
     files = {p.relative_to(output.parent) for p in output.parent.rglob("*") if p.is_file() and p != output}
