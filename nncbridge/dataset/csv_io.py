@@ -138,28 +138,28 @@ def _values_file(path: Path, ext: str, shape: tuple[int, ...], what: str) -> np.
         if info.st_size > _MATRIX_BYTES_PER_VALUE * needed + 4096:
             raise DatasetError(f"{what}: {path} is {info.st_size} bytes, too large for "
                                f"the {needed} values of an input of shape {shape}")
-        array = _npy_values(path, shape, what) if ext == ".npy" else _csv_values(path, what)
+        read_values = _npy_values if ext == ".npy" else _csv_values
+        array = read_values(path, needed, shape, what)
     except FileNotFoundError:
         raise DatasetError(f"{what}: file not found: {path}") from None
     except (ValueError, OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"{what}: cannot read {path}: {_describe(e)}") from None
-    if array.dtype.kind not in "biuf":
-        raise DatasetError(f"{what}: {path} holds {array.dtype} values, not numbers")
-    if array.size != needed:
-        raise DatasetError(f"{what}: {path} holds {array.size} values, the input needs {shape}")
     return array.astype(np.float32).reshape(shape)
 
 
-def _csv_values(path: Path, what: str) -> np.ndarray:
+def _csv_values(path: Path, needed: int, shape: tuple[int, ...], what: str) -> np.ndarray:
     with open(path, encoding="utf-8-sig", newline="") as f:
         values = [[float(v) for v in row] for row in csv.reader(f) if row]
     if len({len(row) for row in values}) > 1:
         raise DatasetError(f"{what}: {path} has rows of different lengths "
                            f"({', '.join(str(len(row)) for row in values[:5])}…)")
-    return np.array(values, dtype=np.float32)
+    array = np.array(values, dtype=np.float32)
+    if array.size != needed:
+        raise DatasetError(f"{what}: {path} holds {array.size} values, the input needs {shape}")
+    return array
 
 
-def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
+def _npy_values(path: Path, needed: int, shape: tuple[int, ...], what: str) -> np.ndarray:
     """The array of a ``.npy`` file, read only after its header shows plain numbers of the right
     count: never unpickled (nnabla would run an object array's code), never a huge allocation."""
     with open(path, "rb") as f:
@@ -171,11 +171,12 @@ def _npy_values(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
         if dtype.kind not in "biuf":
             raise DatasetError(f"{what}: {path} holds {dtype} values, not numbers")
         count = int(np.prod(stored, dtype=object))
-        if count != int(np.prod(shape)):
+        if count != needed:
             raise DatasetError(f"{what}: {path} holds {count} values {tuple(stored)}, the input needs {shape}")
-        data = f.read(count * dtype.itemsize)
-    if len(data) < count * dtype.itemsize:
-        raise DatasetError(f"{what}: {path} is cut short ({len(data)} of {count * dtype.itemsize} data bytes)")
+        size = count * dtype.itemsize
+        data = f.read(size)
+    if len(data) < size:
+        raise DatasetError(f"{what}: {path} is cut short ({len(data)} of {size} data bytes)")
     return np.frombuffer(data, dtype).reshape(stored, order="F" if fortran_order else "C")
 
 
