@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 # concurrent.futures.process (and multiprocessing) load only when worker processes are asked for.
 from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -70,10 +70,12 @@ class _Plan:
     output_folder: str
     # Per binding, its column furthest right: a row must reach it (vector columns may be in any order).
     rightmost: tuple[Column, ...] = field(init=False)
+    writes_files: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rightmost",
                            tuple(max(columns, key=lambda c: c.index) for _, columns in self.bindings))
+        object.__setattr__(self, "writes_files", any(kind != "columns" for kind, _ in self.output_layouts))
 
 
 @dataclass
@@ -106,20 +108,20 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     start = time.perf_counter()
     summary = Summary(output=os.fspath(output), processes=processes)
     with DatasetCsv(dataset) as table:
-        layouts = tuple(output_layout(o.shape, output_files) for o in predictor.outputs)
         folder = os.path.dirname(os.path.abspath(output))
-        writes_files = any(kind != "columns" for kind, _ in layouts)
+        plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
+                     predictor.normalize_images, skip_errors, batch_size,
+                     tuple(output_layout(o.shape, output_files) for o in predictor.outputs), folder)
         # Matrix and map outputs go to files beside the CSV: staged, and moved in only on success.
-        with staging_folder(folder) if writes_files else contextlib.nullcontext(folder) as files_folder:
-            plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
-                         predictor.normalize_images, skip_errors, batch_size, layouts, files_folder)
+        with staging_folder(folder) if plan.writes_files else contextlib.nullcontext(folder) as files_folder:
+            plan = replace(plan, output_folder=files_folder)
             header = list(table.header)
             for o in predictor.outputs:
                 header += output_columns(o.data_name or o.name, o.shape, output_files)
             with atomic_output(output, "w", encoding="utf-8", newline="") as f:
                 csv.writer(f, lineterminator="\n").writerow(header)
                 _write_rows(predictor, plan, table, f, summary, workers, processes, progress)
-                if writes_files:
+                if plan.writes_files:
                     try:
                         move_into(files_folder, folder)
                     except OSError as e:
@@ -269,10 +271,10 @@ def _run_chunk(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
         return _ChunkResult("", 0, errors)
     results = predictor.run_batch({info.name: _stack_samples(arrays, info.shape, plan.normalize)
                                    for (info, _), arrays in zip(plan.bindings, per_input)})
-    if all(kind == "columns" for kind, _ in plan.output_layouts):
-        values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
-    else:
+    if plan.writes_files:
         values = _output_cells(plan, numbers, results)
+    else:
+        values = format_values(np.concatenate([r.reshape(len(good), -1) for r in results], axis=1))
     text = csv_text([[carried_cell(c, col) for c, col in zip(cells, plan.columns)] + row_values
                      for cells, row_values in zip(good, values)])
     return _ChunkResult(text, len(good), errors)
