@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_EXPORTS = ROOT.parent / "shared" / "console-exports"
+SHARED_EXPORTS = ROOT / "tests" / "data" / "console-exports"  # copied from ../shared, with their LICENSEs
 HAVE_NNABLA = importlib.util.find_spec("nnabla") is not None
 
 
@@ -21,6 +21,5 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def shared_exports() -> Path:
-    if not SHARED_EXPORTS.is_dir():
-        pytest.skip(f"{SHARED_EXPORTS} is not present")
+    """The real Console exports the tests use (tests/data/console-exports, MIT, see each LICENSE)."""
     return SHARED_EXPORTS

@@ -1,5 +1,5 @@
 """Reference outputs computed by nnabla 1.39 (`nnabla_cli forward`), as listed in
-../shared/console-exports/README.md. Parsed from that README so the numbers have one source."""
+tests/data/console-exports/README.md (copied from ../shared). Parsed from that README so the numbers have one source."""
 from __future__ import annotations
 
 import re

@@ -231,7 +231,7 @@ def derived_seeds(seed_files: list[Path], folder: Path) -> list[Path]:
 
 def default_seed_files() -> list[Path]:
     root = Path(__file__).resolve().parents[2]
-    candidates = sorted((root.parent / "shared" / "console-exports").glob("*/*.nnp"))
+    candidates = sorted((root / "tests" / "data" / "console-exports").glob("*/*.nnp"))
     candidates += sorted((root / "sample_projects").glob("*/*.nnp"))
     return candidates
 

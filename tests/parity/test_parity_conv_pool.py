@@ -8,7 +8,7 @@ import pytest
 
 nnabla_only = pytest.mark.nnabla
 
-EXPORTS = Path(__file__).resolve().parents[2].parent / "shared" / "console-exports" / "mnist-4or9-and-lenet"
+EXPORTS = Path(__file__).resolve().parents[1] / "data" / "console-exports" / "mnist-4or9-and-lenet"
 
 
 def _parity(tmp_path, build, shapes, **kw):
