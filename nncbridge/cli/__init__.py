@@ -17,6 +17,7 @@ COMMANDS = {
     "check": "Validate a model; exit 0 if clean (warnings allowed), 1 on problems, 2 if unreadable.",
     "convert": "Convert one executor of a model to ONNX.",
     "predict": "Run a model over a Console dataset CSV and write Console's output CSV.",
+    "evaluate": "Score a model on a labelled dataset CSV (or an output CSV): Console's Evaluation tab.",
 }
 
 EXIT_UNREADABLE = 2

@@ -5,6 +5,10 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..predictor import Predictor
 
 # Below this many rows, starting worker processes (about a second) costs more than it saves.
 PROCESSES_FROM_ROWS = 20_000
@@ -14,6 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".nnp file")
     p.add_argument("dataset", help="Console dataset CSV (header like x:image,y:label)")
     p.add_argument("-o", "--output", required=True, help="output CSV (nnabla_cli forward layout)")
+    add_run_arguments(p)
+    p.add_argument("--values-in-columns", action="store_true",
+                   help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of running a model over a dataset, shared with ``nncbridge evaluate``."""
     p.add_argument("--batch-size", type=int, default=64, help="rows per inference call (default: 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"],
                    help="auto (default): onnxruntime, or nnabla if onnxruntime is missing")
@@ -25,32 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's "
                    "choice, or 1 with worker processes)")
-    p.add_argument("--values-in-columns", action="store_true",
-                   help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dataset.batch import count_rows, predict_csv
-    from ..predictor import load
+    from ..dataset.batch import predict_csv
 
-    show_bar = not args.quiet and not args.json and sys.stderr.isatty()
-    rows = count_rows(args.dataset) if show_bar or args.processes is None else None
-    processes = args.processes
-    if processes is None:
-        cpus = os.cpu_count() or 1
-        processes = min(cpus - 1, 7) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
-    # With worker processes this process predicts too, on one thread like each of them.
-    threads = args.threads or (1 if processes else None)
-    options = {"intra_op_num_threads": threads} if threads and args.backend != "nnabla" else {}
-    predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
+    predictor, processes, bar = prepare_run(args, args.dataset)
     try:
         summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
                               workers=args.workers, skip_errors=args.skip_errors,
@@ -67,3 +61,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {summary.rows} row{'s' * (summary.rows != 1)} to {args.output} in {summary.seconds:.2f} s"
               + (f" ({len(summary.skipped)} skipped)" if summary.skipped else ""), file=sys.stderr)
     return 0
+
+
+def prepare_run(args: argparse.Namespace, dataset: str) -> tuple[Predictor, int, Any]:
+    """The predictor, the worker processes to use, and a progress bar (None if not on a terminal)."""
+    from ..dataset.batch import count_rows
+    from ..predictor import load
+
+    show_bar = not args.quiet and not args.json and sys.stderr.isatty()
+    rows = count_rows(dataset) if show_bar or args.processes is None else None
+    processes = args.processes
+    if processes is None:
+        cpus = os.cpu_count() or 1
+        processes = min(cpus - 1, 7) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
+    # With worker processes this process predicts too, on one thread like each of them.
+    threads = args.threads or (1 if processes else None)
+    options = {"intra_op_num_threads": threads} if threads and args.backend != "nnabla" else {}
+    predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
+    return predictor, processes, bar
