@@ -245,3 +245,20 @@ def test_files_without_matplotlib(tmp_path, monkeypatch, capsys):
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"confusion_matrix.csv", "summary.json"}
     assert captured.err.strip() == 'pictures not drawn: matplotlib is not installed (pip install "nncbridge[plot]")'
     assert "accuracy 66.67% (2/3)" in captured.out
+
+
+def test_several_outputs_get_their_own_files(tmp_path):
+    rng = np.random.default_rng(5)
+    header = ["y", "y'__0", "y'__1", "w", "w'__0", "w'__1", "w'__2"] + [f"v__{i}" for i in range(8)] + \
+        [f"v'__{i}" for i in range(8)] + ["u'"]
+    rows = [[i % 2, *rng.random(2), i % 3, *rng.random(3), *rng.normal(size=8), *rng.normal(size=8), 0.5]
+            for i in range(12)]
+    evaluation = nncbridge.evaluate_predictions(write_csv(tmp_path / "p.csv", header, rows), tmp_path / "out")
+    assert [r.output for r in evaluation.results] == ["y'", "w'", "v'"] and evaluation.unlabelled == ["u'"]
+    assert [r.kind for r in evaluation.results] == ["classification", "classification", "regression"]
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "confusion_matrix_y.csv", "confusion_matrix_y.png", "confusion_matrix_w.csv", "confusion_matrix_w.png",
+        "residuals.png", "summary.json"}
+    assert "not scored (no label column): u'" in evaluation.text()
+    with Image.open(tmp_path / "out" / "residuals.png") as image:  # 8 columns: drawn together in one panel
+        assert image.format == "PNG"

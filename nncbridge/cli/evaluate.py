@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import DatasetError
-from .predict import add_run_arguments, prepare_run
+from .predict import add_run_arguments, prepared_run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,15 +36,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.dataset is None:
             raise DatasetError("give MODEL DATASET.csv (or --predictions OUTPUT.csv)")
-        predictor, processes, bar = prepare_run(args, args.dataset)
-        try:
-            evaluation = evaluate(predictor, args.dataset, task=args.task, batch_size=args.batch_size,
-                                  workers=args.workers, processes=processes, skip_errors=args.skip_errors,
-                                  progress=bar.update if bar is not None else None,
-                                  output_dir=args.output_dir, plots=not args.no_plots)
-        finally:
-            if bar is not None:
-                bar.close()
+        with prepared_run(args, args.dataset) as (predictor, processes, progress):
+            evaluation = evaluate(predictor, args.dataset, args.output_dir, task=args.task,
+                                  batch_size=args.batch_size, workers=args.workers, processes=processes,
+                                  skip_errors=args.skip_errors, progress=progress, plots=not args.no_plots)
     for message in evaluation.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.json:

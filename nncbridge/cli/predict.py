@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,15 +46,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..dataset.batch import predict_csv
 
-    predictor, processes, bar = prepare_run(args, args.dataset)
-    try:
+    with prepared_run(args, args.dataset) as (predictor, processes, progress):
         summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
-                              workers=args.workers, skip_errors=args.skip_errors,
-                              progress=bar.update if bar is not None else None, processes=processes,
-                              output_files=not args.values_in_columns)
-    finally:
-        if bar is not None:
-            bar.close()
+                              workers=args.workers, skip_errors=args.skip_errors, progress=progress,
+                              processes=processes, output_files=not args.values_in_columns)
     for message in summary.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.json:
@@ -63,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_run(args: argparse.Namespace, dataset: str) -> tuple[Predictor, int, Any]:
-    """The predictor, the worker processes to use, and a progress bar (None if not on a terminal)."""
+@contextlib.contextmanager
+def prepared_run(args: argparse.Namespace,
+                 dataset: str) -> Iterator[tuple[Predictor, int, Callable[[int], Any] | None]]:
+    """The predictor, the worker processes to use, and the progress bar's update (None if not on a
+    terminal); the bar is closed at the end of the block."""
     from ..dataset.batch import count_rows
     from ..predictor import load
 
@@ -83,4 +83,8 @@ def prepare_run(args: argparse.Namespace, dataset: str) -> tuple[Predictor, int,
         from tqdm import tqdm
 
         bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
-    return predictor, processes, bar
+    try:
+        yield predictor, processes, bar.update if bar is not None else None
+    finally:
+        if bar is not None:
+            bar.close()

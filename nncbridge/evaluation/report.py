@@ -157,7 +157,7 @@ def _residuals_figure(figure_class: Any, r: RegressionResult) -> Any:
             title = f"{r.columns[k]} vs {r.label_columns[k]}"
             r2 = f"R² {r.r2[k]:.4f}" if np.isfinite(r.r2[k]) else "R² undefined"
             subtitle = f"{r2}, MAE {r.mae[k]:.4g}, RMSE {r.rmse[k]:.4g}"
-        axes.scatter(true, predicted, s=8, alpha=0.6, label="rows")
+        axes.scatter(true, predicted, s=8, alpha=0.6, label="rows" if len(true) == r.rows else "values")
         low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
         axes.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="predicted = true")
         axes.set_xlabel(f"true ({title.split(' vs ')[1]})")

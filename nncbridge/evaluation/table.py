@@ -95,8 +95,8 @@ class Values:
 def read_values(table: DatasetCsv, pairs: list[Pair], skip_errors: bool) -> tuple[list[Values], list[str]]:
     """Every row's label (and prediction) values for each pair, checked; a bad row stops the reading
     with a DatasetError naming line and column, or with ``skip_errors`` is left out and described."""
-    labels: list[list[list[float]]] = [[] for _ in pairs]
-    predictions: list[list[list[float]]] = [[] for _ in pairs]
+    labels = [_Block(len(pair.label_columns)) for pair in pairs]
+    predictions = [_Block(len(pair.prediction_columns)) for pair in pairs]
     errors: list[str] = []
     for line, cells in table.rows():
         try:
@@ -109,11 +109,32 @@ def read_values(table: DatasetCsv, pairs: list[Pair], skip_errors: bool) -> tupl
             errors.append(message)
             continue
         for k, (label, prediction) in enumerate(row):
-            labels[k].append(label)
-            predictions[k].append(prediction)
-    return [Values(np.array(lab, dtype=np.float64).reshape(len(lab), len(pair.label_columns)),
-                   np.array(pred, dtype=np.float64).reshape(len(pred), len(pair.prediction_columns)))
-            for lab, pred, pair in zip(labels, predictions, pairs)], errors
+            labels[k].add(label)
+            predictions[k].add(prediction)
+    return [Values(lab.array(), pred.array()) for lab, pred in zip(labels, predictions)], errors
+
+
+class _Block:
+    """Rows of ``width`` numbers, gathered into float64 arrays every few thousand rows (Python
+    lists of floats take five times the memory)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.rows: list[list[float]] = []
+        self.blocks: list[np.ndarray] = []
+
+    def add(self, row: list[float]) -> None:
+        self.rows.append(row)
+        if len(self.rows) == 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.blocks.append(np.array(self.rows, dtype=np.float64).reshape(len(self.rows), self.width))
+        self.rows = []
+
+    def array(self) -> np.ndarray:
+        self._flush()
+        return np.concatenate(self.blocks)
 
 
 def _numbers(cells: list[str], columns: tuple[Column, ...], pair: Pair, is_label: bool) -> list[float]:
