@@ -262,3 +262,18 @@ def test_several_outputs_get_their_own_files(tmp_path):
     assert "not scored (no label column): u'" in evaluation.text()
     with Image.open(tmp_path / "out" / "residuals.png") as image:  # 8 columns: drawn together in one panel
         assert image.format == "PNG"
+
+
+def test_short_rows_empty_datasets_and_impossible_tasks(tmp_path):
+    image = DIGITS / "data" / "test" / "0001.png"
+    dataset = write_csv(tmp_path / "short.csv", ["x:image", "y:label"], [[image, 7], [image]])
+    with pytest.raises(DatasetError, match=r"short.csv: line 3: column 'y:label': missing \(the row has only 1 cell\)$"):
+        nncbridge.evaluate(DIGITS / "digits.nnp", dataset)
+    empty = write_csv(tmp_path / "empty.csv", ["x:image", "y:label"], [])
+    with pytest.raises(DatasetError, match=f"^{empty}: no rows to evaluate$"):
+        nncbridge.evaluate(DIGITS / "digits.nnp", empty)
+    with pytest.raises(DatasetError, match=r"output \"y'\" has 10 values per row but its label 'y' has 1 column "
+                                           r"\('y:label' …\); expected 10 label columns, one per value"):
+        nncbridge.evaluate(DIGITS / "digits.nnp", dataset, task="regression")
+    with pytest.raises(DatasetError, match="task must be one of auto, classification, regression"):
+        nncbridge.evaluate(DIGITS / "digits.nnp", dataset, task="ranking")

@@ -103,7 +103,7 @@ def evaluate(model: str | os.PathLike[str] | Predictor, dataset: str | os.PathLi
                               skip_errors=skip_errors, progress=progress, processes=processes, output_files=False)
         # Rows with bad labels were reported above with their line in the dataset: here they are dropped.
         evaluation = _evaluate_csv(output, {name: function for name, _, function in outputs}, task,
-                                   skip_errors)
+                                   skip_errors, source=Path(dataset), skipped=len(label_errors + summary.skipped))
         evaluation.skipped = label_errors + summary.skipped
         evaluation.predictions = str(output) if output_dir is not None else ""
         if output_dir is not None:
@@ -126,7 +126,10 @@ def evaluate_predictions(predictions: str | os.PathLike[str], output_dir: str | 
     return evaluation
 
 
-def _evaluate_csv(path: Path, functions: dict[str, str], task: str, skip_errors: bool) -> Evaluation:
+def _evaluate_csv(path: Path, functions: dict[str, str], task: str, skip_errors: bool,
+                  source: Path | None = None, skipped: int | None = None) -> Evaluation:
+    """The evaluation of output CSV ``path``; ``source`` and ``skipped``: the dataset it comes from
+    and the rows left out of it before, for the message when no row is left."""
     with DatasetCsv(path) as table:
         names = list(functions) or list(dict.fromkeys(c.variable for c in table.columns if c.variable.endswith("'")))
         outputs = [(name, len(table.columns_for(name)), functions.get(name, "")) for name in names]
@@ -136,7 +139,8 @@ def _evaluate_csv(path: Path, functions: dict[str, str], task: str, skip_errors:
         values, errors = read_values(table, pairs, skip_errors)
     rows = len(values[0].labels)
     if rows == 0:
-        raise DatasetError(f"{path}: no rows to evaluate" + (f" ({len(errors)} skipped)" if errors else ""))
+        skipped = len(errors) if skipped is None else skipped
+        raise DatasetError(f"{source or path}: no rows to evaluate" + (f" ({skipped} skipped)" if skipped else ""))
     results = [_score(pair, v) for pair, v in zip(pairs, values)]
     return Evaluation(results, rows, str(path), errors, unlabelled)
 

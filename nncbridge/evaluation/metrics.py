@@ -5,8 +5,9 @@ desktop app (github.com/sony/nnc-desktop, ``local_editor/runner_component/core/s
 functions ``countup_result`` and ``compute_score``), which turns the evaluation's
 ``output_result.csv`` into the tab's confusion matrix:
 
-- the true class is the label cell as a whole number, or the index of the largest of several label
-  columns (one-hot labels); the predicted class is the index of the largest output value
+- the true class is the label cell as a whole number (Console truncates other numbers; here they
+  are an error naming line and column), or the index of the largest of several label columns
+  (one-hot labels); the predicted class is the index of the largest output value
   (the first one on ties), or, for one output value, ``round(y')``, which for a probability
   (Sigmoid) is 1 above 0.5 and 0 otherwise;
 - the confusion matrix counts rows by (true class, predicted class);

@@ -78,10 +78,14 @@ def _kind(path: os.PathLike[str], name: str, values: int, labels: tuple[Column, 
         return "auto"
     wanted = "one label column (a class index)" + (f" or {values} (one-hot)" if values > 1 else "")
     if task == "regression" or (function and function not in CLASSIFIER_FUNCTIONS):
-        wanted = f"{values} label column{'s' * (values != 1)}, one per value"
-    raise DatasetError(f"{path}: output {name!r} has {values} value{'s' * (values != 1)} per row but its label "
-                       f"{label_name(name)!r} has {len(labels)} columns ({labels[0].header!r} …); "
+        wanted = f"{_count(values, 'label column')}, one per value"
+    raise DatasetError(f"{path}: output {name!r} has {_count(values, 'value')} per row but its label "
+                       f"{label_name(name)!r} has {_count(len(labels), 'column')} ({labels[0].header!r} …); "
                        f"expected {wanted}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 @dataclass
@@ -141,7 +145,7 @@ def _numbers(cells: list[str], columns: tuple[Column, ...], pair: Pair, is_label
     values = []
     for column in columns:
         if column.index >= len(cells):
-            raise DatasetError(f"column {column.header!r}: missing (the row has only {len(cells)} cells)")
+            raise DatasetError(f"column {column.header!r}: missing (the row has only {_count(len(cells), 'cell')})")
         cell = cells[column.index].strip()
         if not is_float(cell):
             hint = "" if is_label or "/" not in cell else \
