@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nncbridge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output is gone (``| head``): nothing left to say
+        return 1
 
 
 def _warning_printer(command: str) -> Callable[..., None]:

@@ -133,7 +133,7 @@ def _confusion_figure(figure_class: Any, r: ClassificationResult) -> Any:
                    f"avg. F-measure {r.avg_f_measure:.3f}")
     if classes <= _MAX_ANNOTATED_CLASSES:
         threshold = r.confusion_matrix.max() / 2
-        font = 10 if classes <= 12 else 7
+        font = 10 if classes <= 12 else 8 if classes <= 20 else 6
         for (i, j), count in np.ndenumerate(r.confusion_matrix):
             axes.text(j, i, f"{count:,}", ha="center", va="center", fontsize=font,
                       color="white" if count > threshold else ("#a0a0a0" if count == 0 else "black"))
