@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -290,3 +291,10 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     process.stdout.close()  # like `| head`
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1 and stderr == "", stderr
+
+
+def test_a_pipe_as_dataset_is_refused(tmp_path):
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="not a regular file; evaluate reads the dataset twice"):
+        nncbridge.evaluate(DIGITS / "digits.nnp", fifo)

@@ -6,7 +6,9 @@ The scores follow Console's own definitions (see ``metrics``); the output CSV is
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,11 +89,15 @@ def evaluate(model: str | os.PathLike[str] | Predictor, dataset: str | os.PathLi
     from ..dataset.batch import predict_csv
     from ..predictor import Predictor, load
 
+    with contextlib.suppress(OSError):  # a missing file: DatasetCsv says so
+        if not stat.S_ISREG(os.stat(dataset).st_mode):
+            raise DatasetError(f"{dataset}: not a regular file; evaluate reads the dataset twice (its labels "
+                               "are checked before the model runs), so give a file, not a pipe")
     predictor = model if isinstance(model, Predictor) else load(model)
     outputs = [(o.data_name or o.name, int(np.prod(o.shape)) if o.shape else 1, o.function)
                for o in predictor.outputs]
     with DatasetCsv(dataset) as table:
-        pairs, unlabelled = make_pairs(table, outputs, task, with_predictions=False)
+        pairs, _ = make_pairs(table, outputs, task, with_predictions=False)
         if not pairs:
             raise DatasetError(_no_labels_message(table, [name for name, _, _ in outputs]))
         _, label_errors = read_values(table, pairs, skip_errors)
