@@ -20,6 +20,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .evaluation import Evaluation
     from .model.graph import Model
     from .model.validate import Problem
     from .predictor import Predictor, TensorInfo
@@ -29,12 +30,13 @@ __all__ = [
     "ModelError", "NncBridgeError", "NncBridgeWarning", "UnsafeArchiveError", "UnsupportedFunctionError",
     "read", "write", "check", "to_onnx", "load", "__version__",
     "Predictor", "TensorInfo", "Model", "Problem",
+    "evaluate", "evaluate_predictions", "Evaluation",
 ]
 
 # The classes the functions below return, for annotations and isinstance; imported on first use so
 # that `import nncbridge` stays light.
 _CLASS_MODULES = {"Predictor": "predictor", "TensorInfo": "predictor", "Model": "model.graph",
-                  "Problem": "model.validate"}
+                  "Problem": "model.validate", "Evaluation": "evaluation"}
 
 
 def __getattr__(name: str) -> Any:
@@ -80,3 +82,22 @@ def load(path: Any, executor: str | None = None, backend: str = "auto", **option
     from .predictor import load as _load
 
     return _load(path, executor=executor, backend=backend, **options)
+
+
+def evaluate(model: Any, dataset: Any, output_dir: Any = None, *, task: str = "auto", batch_size: int = 64,
+             workers: int | None = None, processes: int = 0, skip_errors: bool = False,
+             progress: Any = None, plots: bool = True) -> Evaluation:
+    """Run a model (path or Predictor) over a labelled dataset CSV and score each output ``y'``
+    against its label ``y`` with Console's Evaluation-tab measures (see ``nncbridge evaluate``)."""
+    from .evaluation import evaluate as _evaluate
+
+    return _evaluate(model, dataset, output_dir, task=task, batch_size=batch_size, workers=workers,
+                     processes=processes, skip_errors=skip_errors, progress=progress, plots=plots)
+
+
+def evaluate_predictions(predictions: Any, output_dir: Any = None, *, task: str = "auto",
+                         skip_errors: bool = False, plots: bool = True) -> Evaluation:
+    """The same scores from an output CSV with labels (ours or Console's), without running a model."""
+    from .evaluation import evaluate_predictions as _evaluate_predictions
+
+    return _evaluate_predictions(predictions, output_dir, task=task, skip_errors=skip_errors, plots=plots)

@@ -28,6 +28,9 @@ class TensorInfo:
     shape: tuple[int, ...]
     """Shape of one sample (no batch dimension)."""
     dtype: str = "float32"
+    function: str = ""
+    """For an output, the type of the layer that computes it (``Softmax``, ``Sigmoid``, ``Affine``);
+    empty for inputs."""
 
     @property
     def accepts_images(self) -> bool:
@@ -78,9 +81,10 @@ class Predictor:
             warnings.warn(f"{model.source.path}: {repeated}", NncBridgeWarning, stacklevel=3)
         self._backend = create_backend(backend, model, exe, self._source, self._options)
         self.backend: str = self._backend.name
+        producers = {name: f.type for f in network.functions for name in f.outputs}
         self.outputs: list[TensorInfo] = [
             TensorInfo(o.variable, o.data_name, _sample_shape(network.variables[o.variable].shape)
-                       if o.variable in network.variables else ())
+                       if o.variable in network.variables else (), function=producers.get(o.variable, ""))
             for o in exe.outputs]
         self._by_name = {i.name: i for i in self.inputs} | {i.data_name: i for i in self.inputs if i.data_name}
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "check": "Validate a model; exit 0 if clean (warnings allowed), 1 on problems, 2 if unreadable.",
     "convert": "Convert one executor of a model to ONNX.",
     "predict": "Run a model over a Console dataset CSV and write Console's output CSV.",
+    "evaluate": "Score a model on a labelled dataset CSV (or an output CSV): Console's Evaluation tab.",
 }
 
 EXIT_UNREADABLE = 2
@@ -55,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nncbridge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output is gone (``| head``): nothing left to say
+        return 1
 
 
 def _warning_printer(command: str) -> Callable[..., None]:

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..predictor import Predictor
 
 # Below this many rows, starting worker processes (about a second) costs more than it saves.
 PROCESSES_FROM_ROWS = 20_000
@@ -14,6 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".nnp file")
     p.add_argument("dataset", help="Console dataset CSV (header like x:image,y:label)")
     p.add_argument("-o", "--output", required=True, help="output CSV (nnabla_cli forward layout)")
+    add_run_arguments(p)
+    p.add_argument("--values-in-columns", action="store_true",
+                   help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of running a model over a dataset, shared with ``nncbridge evaluate``."""
     p.add_argument("--batch-size", type=int, default=64, help="rows per inference call (default: 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "nnabla"],
                    help="auto (default): onnxruntime, or nnabla if onnxruntime is missing")
@@ -25,19 +39,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{PROCESSES_FROM_ROWS:,} rows or more; 0 for none)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's "
                    "choice, or 1 with worker processes)")
-    p.add_argument("--values-in-columns", action="store_true",
-                   help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dataset.batch import count_rows, predict_csv
+    from ..dataset.batch import predict_csv
+
+    with prepared_run(args, args.dataset) as (predictor, processes, progress):
+        summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
+                              workers=args.workers, skip_errors=args.skip_errors, progress=progress,
+                              processes=processes, output_files=not args.values_in_columns)
+    for message in summary.skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(f"wrote {summary.rows} row{'s' * (summary.rows != 1)} to {args.output} in {summary.seconds:.2f} s"
+              + (f" ({len(summary.skipped)} skipped)" if summary.skipped else ""), file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def prepared_run(args: argparse.Namespace,
+                 dataset: str) -> Iterator[tuple[Predictor, int, Callable[[int], Any] | None]]:
+    """The predictor, the worker processes to use, and the progress bar's update (None if not on a
+    terminal); the bar is closed at the end of the block."""
+    from ..dataset.batch import count_rows
     from ..predictor import load
 
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
-    rows = count_rows(args.dataset) if show_bar or args.processes is None else None
+    rows = count_rows(dataset) if show_bar or args.processes is None else None
     processes = args.processes
     if processes is None:
         cpus = os.cpu_count() or 1
@@ -52,18 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
     try:
-        summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
-                              workers=args.workers, skip_errors=args.skip_errors,
-                              progress=bar.update if bar is not None else None, processes=processes,
-                              output_files=not args.values_in_columns)
+        yield predictor, processes, bar.update if bar is not None else None
     finally:
         if bar is not None:
             bar.close()
-    for message in summary.skipped:
-        print(f"skipped: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary.as_dict()))
-    else:
-        print(f"wrote {summary.rows} row{'s' * (summary.rows != 1)} to {args.output} in {summary.seconds:.2f} s"
-              + (f" ({len(summary.skipped)} skipped)" if summary.skipped else ""), file=sys.stderr)
-    return 0
