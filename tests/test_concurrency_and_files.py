@@ -169,3 +169,14 @@ def test_predict_error_midway_removes_its_temporary_file(tmp_path, big_csv):
     assert proc.wait(timeout=60) == 2
     assert "line 5001" in proc.stderr.read().decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "vec.nnp"]
+
+
+def test_outputs_get_the_mode_open_gives_new_files(tmp_path):
+    """Atomic outputs start as mkstemp's owner-only files; the finished file must not stay 0600."""
+    from nncbridge.util.files import atomic_write_bytes
+
+    with open(tmp_path / "plain.bin", "wb") as f:
+        f.write(b"x")
+    atomic_write_bytes(tmp_path / "atomic.bin", b"x")
+    mode = os.stat(tmp_path / "plain.bin").st_mode & 0o777
+    assert os.stat(tmp_path / "atomic.bin").st_mode & 0o777 == mode

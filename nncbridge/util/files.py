@@ -13,6 +13,16 @@ from typing import IO, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files readable by their owner only; outputs get the mode open() would give them.
+_NEW_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path: PathLike, mode: str = "wb", encoding: str | None = None,
                   newline: str | None = None) -> Iterator[IO]:
@@ -21,6 +31,7 @@ def atomic_output(path: PathLike, mode: str = "wb", encoding: str | None = None,
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     try:
+        os.chmod(tmp, _NEW_FILE_MODE)
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
             yield f
             f.flush()
