@@ -1,0 +1,264 @@
+"""Issue 16: onnxruntime on nncbridge's ONNX vs on nnabla-converter's, every model, both environments.
+
+    python3 benchmarks/bench_graphs.py [--nnabla-venv DIR] [--py310 PYTHON] [--models a,b] [--rounds 7]
+
+Models: the sample projects (``sample_projects/*/*.nnp``), the Console exports of the test data
+(``tests/data/console-exports/*/*.nnp``) and the zoo of Console-style networks of ``make_zoo.py``
+(one per op family; saved with nnabla on first use into ``.work/zoo``). Each is converted by
+``nnabla_cli convert -b B`` (nnabla-converter 1.39 bakes the batch in, so once per batch size) and,
+inside each environment, by ``nncbridge.to_onnx`` with its defaults (symbolic batch, the opset
+chosen for that environment's onnxruntime). A worker process per environment (this Python = the
+modern one, and Python 3.10 with onnxruntime 1.23: ``--py310``, by default the nnabla venv's
+python) times both files under onnxruntime, one intra-op thread, batch 1 and 64: median seconds
+per call over interleaved rounds (ours, theirs, ours, ...). The table gives converter time / our
+time (> 1: ours is faster), the largest |Δ| between both outputs, and, per environment, the
+geometric mean and the worst ratio. Where the converter fails, the table says so and ours still
+runs. Each worker also times ``Predictor.predict`` against a raw ``InferenceSession.run`` on our
+graph (batch 1, same options): the difference per call in µs.
+
+Goals (issue 16): ratio >= 1.0 on every model in both environments, geomean >= 1.1; the
+Predictor within 5 µs per call of raw onnxruntime. Results go to ``results/graphs.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+BATCHES = (1, 64)
+PREDICTOR_GOAL_US = 5.0
+ZOO = c.WORK / "zoo"
+GRAPHS = c.WORK / "graphs"
+
+
+# -- the models -------------------------------------------------------------------------------------
+def project_models() -> dict[str, Path]:
+    found = sorted(c.ROOT.glob("sample_projects/*/*.nnp")) + sorted(c.ROOT.glob("tests/data/console-exports/*/*.nnp"))
+    return {f"{p.parent.name}/{p.stem}": p for p in found}
+
+
+def zoo_models(venv: Path, names: list[str] | None) -> dict[str, Path]:
+    sys.path.insert(0, str(c.HERE))
+    from make_zoo import ALL  # imports nothing of nnabla at module level
+
+    wanted = [n for n in ALL if names is None or f"zoo/{n}" in names]
+    missing = [n for n in wanted if not (ZOO / f"{n}.nnp").exists()]
+    if missing:
+        c.log(f"saving {', '.join(missing)} with nnabla (benchmarks/make_zoo.py)")
+        subprocess.run([str(venv / "bin" / "python"), str(c.HERE / "make_zoo.py"), "--out", str(ZOO),
+                        "--only", ",".join(missing)], check=True, env=c.nnabla_env(), cwd=c.ROOT,
+                       stdout=subprocess.DEVNULL)
+    return {f"zoo/{n}": ZOO / f"{n}.nnp" for n in wanted}
+
+
+def convert_with_nnabla(venv: Path, name: str, nnp: Path, batch: int) -> tuple[Path | None, str]:
+    """``nnabla_cli convert -b batch``; (path, "") or (None, the converter's last error line)."""
+    out = GRAPHS / f"{name.replace('/', '__')}.converter-b{batch}.onnx"
+    if out.exists() and out.stat().st_mtime >= nnp.stat().st_mtime:
+        return out, ""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run([str(venv / "bin" / "nnabla_cli"), "convert", "-b", str(batch), str(nnp), str(out)],
+                         env=c.nnabla_env(), capture_output=True, text=True)
+    if run.returncode == 0 and out.exists():
+        return out, ""
+    lines = [line.strip() for line in (run.stderr + run.stdout).splitlines() if line.strip()]
+    reason = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
+    out.unlink(missing_ok=True)
+    return None, reason[:300]
+
+
+# -- the worker (runs inside each environment) -------------------------------------------------------
+def _session(model: Any) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(session: Any, batch: int, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for i in session.get_inputs():
+        shape = [batch if k == 0 and not isinstance(d, int) else d for k, d in enumerate(i.shape)]
+        feeds[i.name] = rng.random([int(d) for d in shape], dtype=np.float32)
+    return feeds
+
+
+def worker(job_path: str) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    import nncbridge
+    from nncbridge.export.onnx_export import default_opset
+
+    job = json.loads(Path(job_path).read_text())
+    rounds = job["rounds"]
+    out: dict[str, Any] = {"machine": c.machine(), "opset": default_opset(), "models": {}}
+    for m in job["models"]:
+        entry: dict[str, Any] = {}
+        out["models"][m["name"]] = entry
+        try:
+            proto = nncbridge.to_onnx(m["nnp"])
+        except nncbridge.NncBridgeError as e:
+            entry["ours_error"] = str(e).splitlines()[0][:300]
+            continue
+        ours = _session(proto.SerializeToString())
+        entry["opset"] = proto.opset_import[0].version
+        entry["nodes"] = len(proto.graph.node)
+        for batch in job["batches"]:
+            row: dict[str, Any] = {}
+            entry[str(batch)] = row
+            feeds = _feeds(ours, batch)
+            timers = {"ours": c.local_timer(lambda s=ours, f=feeds: s.run(None, f))}
+            theirs_path = m["converter"].get(str(batch))
+            if theirs_path:
+                try:
+                    theirs = _session(theirs_path)
+                    their_feeds = {i.name: a.reshape([int(d) for d in i.shape])
+                                   for i, a in zip(theirs.get_inputs(), feeds.values())}
+                    ref = theirs.run(None, their_feeds)[0]
+                    got = ours.run(None, feeds)[0]
+                    row["max_abs_diff"] = float(np.max(np.abs(got.reshape(-1).astype(np.float64)
+                                                             - ref.reshape(-1)))) if got.size == ref.size else None
+                    timers["theirs"] = c.local_timer(lambda s=theirs, f=their_feeds: s.run(None, f))
+                except Exception as e:  # the converter's file fails in onnxruntime
+                    row["converter_error"] = f"onnxruntime: {str(e).splitlines()[0][:200]}"
+            times = c.interleaved(timers, rounds, min_round_seconds=job["min_round_seconds"])
+            row.update({f"{side}_s": t["wall"] for side, t in times.items()})
+        # The Predictor against a raw session on the same graph, batch 1.
+        predictor = nncbridge.load(m["nnp"], intra_op_num_threads=1, inter_op_num_threads=1)
+        feeds = _feeds(ours, 1)
+        x = next(iter(feeds.values())) if len(feeds) == 1 else feeds
+        times = c.interleaved({"raw": c.local_timer(lambda f=feeds: ours.run(None, f)),
+                               "predictor": c.local_timer(lambda: predictor.predict(x))},
+                              rounds, min_round_seconds=job["min_round_seconds"])
+        entry["predictor_overhead_us"] = (times["predictor"]["wall"] - times["raw"]["wall"]) * 1e6
+        entry["raw_b1_s"] = times["raw"]["wall"]
+        c.log(f"  [{ort.__version__}] {m['name']} done")
+    print(json.dumps(out))
+
+
+def run_worker(python: str, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        run = subprocess.run([python, str(Path(__file__).resolve()), "--worker", f.name], env=env,
+                             stdout=subprocess.PIPE, text=True, check=True, cwd=c.ROOT)
+    finally:
+        os.unlink(f.name)
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+# -- reporting -------------------------------------------------------------------------------------
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def report(env_name: str, result: dict[str, Any], converter_errors: dict[str, str], batches: list[int]) -> dict[str, Any]:
+    rows, ratios, misses = [], [], []
+    for name, entry in result["models"].items():
+        if "ours_error" in entry:
+            rows.append([name, "-", "ours fails: " + entry["ours_error"][:60], "", "", "", ""])
+            misses.append(f"{env_name} {name}: nncbridge cannot convert it")
+            continue
+        for batch in batches:
+            row = entry[str(batch)]
+            ours = row["ours_s"]
+            theirs = row.get("theirs_s")
+            error = converter_errors.get(f"{name}@{batch}") or row.get("converter_error")
+            if theirs is None:
+                rows.append([name, batch, c.ms(ours), "converter fails", "ours runs", "", entry["opset"]])
+                continue
+            r = theirs / ours
+            ratios.append(r)
+            row["ratio"] = round(r, 3)
+            diff = row.get("max_abs_diff")
+            rows.append([name, batch, c.ms(ours), c.ms(theirs), f"{r:.2f}",
+                         "-" if diff is None else f"{diff:.1g}", entry["opset"]])
+            if r < 1.0:
+                misses.append(f"{env_name} {name} b{batch}: {r:.2f}")
+            del error
+    overheads = {n: e["predictor_overhead_us"] for n, e in result["models"].items() if "predictor_overhead_us" in e}
+    print(f"\n## {env_name}: Python {result['machine']['python']}, onnxruntime {result['machine']['onnxruntime']}, "
+          f"nncbridge default opset {result['opset']}\n")
+    print(c.table(rows, ["model", "batch", "ours", "converter", "ratio", "max|Δ|", "opset"]))
+    summary = {"geomean": round(geomean(ratios), 3), "worst": round(min(ratios), 3) if ratios else None,
+               "compared": len(ratios),
+               "predictor_overhead_us_median": round(c.median(list(overheads.values())), 2) if overheads else None,
+               "predictor_overhead_us_max": round(max(overheads.values()), 2) if overheads else None}
+    print(f"\ngeomean converter/ours {summary['geomean']:.2f}, worst {summary['worst']:.2f} over {len(ratios)} "
+          f"comparisons; Predictor.predict - raw run at batch 1: median {summary['predictor_overhead_us_median']} µs, "
+          f"max {summary['predictor_overhead_us_max']} µs")
+    if summary["geomean"] < 1.1:
+        misses.append(f"{env_name}: geomean {summary['geomean']:.2f} < 1.1")
+    slow = {n: round(v, 1) for n, v in overheads.items() if v > PREDICTOR_GOAL_US}
+    if slow:
+        misses.append(f"{env_name}: Predictor more than {PREDICTOR_GOAL_US} µs over raw onnxruntime on {slow}")
+    return {"summary": summary, "misses": misses}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nnabla-venv", help=f"venv with nnabla + nnabla-converter 1.39 (or ${c.VENV_ENV})")
+    parser.add_argument("--py310", help="Python 3.10 with onnxruntime 1.23 and nncbridge's dependencies "
+                        "(default: $NNCBRIDGE_BENCH_PY310, else the nnabla venv's python)")
+    parser.add_argument("--models", help="comma-separated names as in the table (default: all)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--min-round-seconds", type=float, default=0.15)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return 0
+
+    venv = c.nnabla_venv(args.nnabla_venv)
+    py310 = args.py310 or os.environ.get("NNCBRIDGE_BENCH_PY310") or str(venv / "bin" / "python")
+    names = args.models.split(",") if args.models else None
+    models = {n: p for n, p in project_models().items() if names is None or n in names}
+    models.update(zoo_models(venv, names))
+    converter: dict[str, dict[str, str]] = {}
+    converter_errors: dict[str, str] = {}
+    for name, nnp in models.items():
+        converter[name] = {}
+        for batch in BATCHES:
+            path, error = convert_with_nnabla(venv, name, nnp, batch)
+            if path is None:
+                converter_errors[f"{name}@{batch}"] = error
+                c.log(f"converter fails on {name} (-b {batch}): {error}")
+            else:
+                converter[name][str(batch)] = str(path)
+    job = {"models": [{"name": n, "nnp": str(p), "converter": converter[n]} for n, p in models.items()],
+           "batches": list(BATCHES), "rounds": args.rounds, "min_round_seconds": args.min_round_seconds}
+    envs = {"modern": sys.executable, "python3.10": py310}
+    results: dict[str, Any] = {"goals": "converter time / our time >= 1.0 on every model and >= 1.1 geomean in both "
+                                        f"environments; Predictor within {PREDICTOR_GOAL_US} µs of raw onnxruntime",
+                               "converter_errors": converter_errors, "environments": {}}
+    misses: list[str] = []
+    for env_name, python in envs.items():
+        c.log(f"timing in {env_name} ({python})")
+        result = run_worker(python, job, c.modern_env())
+        verdict = report(env_name, result, converter_errors, list(BATCHES))
+        misses += verdict["misses"]
+        results["environments"][env_name] = {**result, "summary": verdict["summary"]}
+    for key, error in sorted(converter_errors.items()):
+        print(f"converter fails on {key}: {error}")
+    c.finish("graphs", results, misses, "ratio >= 1.0 everywhere, geomean >= 1.1, Predictor overhead <= 5 µs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
