@@ -10,9 +10,12 @@ inside each environment, by ``nncbridge.to_onnx`` with its defaults (symbolic ba
 chosen for that environment's onnxruntime). A worker process per environment (this Python = the
 modern one, and Python 3.10 with onnxruntime 1.23: ``--py310``, by default the nnabla venv's
 python) times both files under onnxruntime, one intra-op thread, batch 1 and 64: median seconds
-per call over interleaved rounds (ours, theirs, ours, ...). The table gives converter time / our
-time (> 1: ours is faster), the largest |Δ| between both outputs, and, per environment, the
-geometric mean and the worst ratio. Where the converter fails, the table says so and ours still
+per call of this thread's CPU time (every call timed by itself; the sides alternate every 20 ms,
+30 times each; wall times are recorded too, but on a busy machine they mostly measure the others). The table gives converter time / our
+time (> 1: ours is faster); "A/A", a second session on our graph timed as a third side
+(ours again / ours: what noise alone does to a ratio in that row); the largest |Δ| between both
+outputs; whether onnxruntime's optimized graphs of both files have the same ops; and, per
+environment, the geometric mean and the worst ratio. Where the converter fails, the table says so and ours still
 runs. Each worker also times ``Predictor.predict`` against a raw ``InferenceSession.run`` on our
 graph (batch 1, same options): the difference per call in µs.
 
@@ -28,6 +31,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +92,24 @@ def _session(model: Any) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+def optimized_ops(model: Any) -> dict[str, int]:
+    """The ops of onnxruntime's graph after its optimizations ("domain:op" -> count; Flatten counts as
+    Reshape, which it is here), to tell a graph difference from noise."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as tmp:
+        options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+    ops = [("Reshape" if n.op_type == "Flatten" else n.op_type) for n in nodes]
+    names = [f"{n.domain.replace('com.microsoft', 'ms')}:{op}" if n.domain else op for n, op in zip(nodes, ops)]
+    return {name: names.count(name) for name in sorted(set(names))}
+
+
 def _feeds(session: Any, batch: int, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
@@ -96,6 +119,32 @@ def _feeds(session: Any, batch: int, seed: int = 0) -> dict[str, Any]:
         shape = [batch if k == 0 and not isinstance(d, int) else d for k, d in enumerate(i.shape)]
         feeds[i.name] = rng.random([int(d) for d in shape], dtype=np.float32)
     return feeds
+
+
+def time_calls(calls: dict[str, Callable[[], Any]], rounds: int, round_seconds: float) -> dict[str, dict[str, float]]:
+    """Each call timed by itself, the sides alternating every ``round_seconds`` for ``rounds`` rounds.
+    Per side: the median CPU time of this thread per call (with one intra-op thread onnxruntime
+    computes in the calling thread, so this is its work, whatever else the machine runs), its
+    10th percentile, and the median wall time."""
+    import numpy as np
+
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        call()  # warm-up: onnxruntime plans its buffers at the first run of a shape
+    for _ in range(rounds):
+        for name, call in calls.items():
+            end = time.perf_counter() + round_seconds
+            while True:
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                call()
+                stop_cpu, stop = time.thread_time(), time.perf_counter()
+                cpu[name].append(stop_cpu - start_cpu)
+                wall[name].append(stop - start)
+                if stop >= end:
+                    break
+    return {name: {"cpu": float(np.median(cpu[name])), "cpu_p10": float(np.percentile(cpu[name], 10)),
+                   "wall": float(np.median(wall[name])), "calls": len(cpu[name])} for name in calls}
 
 
 def worker(job_path: str) -> None:
@@ -116,14 +165,21 @@ def worker(job_path: str) -> None:
         except nncbridge.NncBridgeError as e:
             entry["ours_error"] = str(e).splitlines()[0][:300]
             continue
-        ours = _session(proto.SerializeToString())
+        serialized = proto.SerializeToString()
+        # A second session on our graph, timed like a third side: the spread of ours vs ours again
+        # is what noise alone does to a ratio in this run.
+        ours, ours_again = _session(serialized), _session(serialized)
         entry["opset"] = proto.opset_import[0].version
         entry["nodes"] = len(proto.graph.node)
+        entry["optimized_ops"] = {"ours": optimized_ops(serialized)}
+        if m["converter"].get("1"):
+            entry["optimized_ops"]["converter"] = optimized_ops(m["converter"]["1"])
         for batch in job["batches"]:
             row: dict[str, Any] = {}
             entry[str(batch)] = row
             feeds = _feeds(ours, batch)
-            timers = {"ours": c.local_timer(lambda s=ours, f=feeds: s.run(None, f))}
+            calls: dict[str, Callable[[], Any]] = {"ours": lambda s=ours, f=feeds: s.run(None, f),
+                                                   "ours_again": lambda s=ours_again, f=feeds: s.run(None, f)}
             theirs_path = m["converter"].get(str(batch))
             if theirs_path:
                 try:
@@ -134,20 +190,22 @@ def worker(job_path: str) -> None:
                     got = ours.run(None, feeds)[0]
                     row["max_abs_diff"] = float(np.max(np.abs(got.reshape(-1).astype(np.float64)
                                                              - ref.reshape(-1)))) if got.size == ref.size else None
-                    timers["theirs"] = c.local_timer(lambda s=theirs, f=their_feeds: s.run(None, f))
+                    calls["theirs"] = lambda s=theirs, f=their_feeds: s.run(None, f)
                 except Exception as e:  # the converter's file fails in onnxruntime
                     row["converter_error"] = f"onnxruntime: {str(e).splitlines()[0][:200]}"
-            times = c.interleaved(timers, rounds, min_round_seconds=job["min_round_seconds"])
-            row.update({f"{side}_s": t["wall"] for side, t in times.items()})
+            times = time_calls(calls, rounds, job["round_seconds"])
+            for side, t in times.items():
+                row.update({f"{side}_s": t["cpu"], f"{side}_p10_s": t["cpu_p10"], f"{side}_wall_s": t["wall"],
+                            f"{side}_calls": t["calls"]})
         # The Predictor against a raw session on the same graph, batch 1.
         predictor = nncbridge.load(m["nnp"], intra_op_num_threads=1, inter_op_num_threads=1)
         feeds = _feeds(ours, 1)
         x = next(iter(feeds.values())) if len(feeds) == 1 else feeds
-        times = c.interleaved({"raw": c.local_timer(lambda f=feeds: ours.run(None, f)),
-                               "predictor": c.local_timer(lambda: predictor.predict(x))},
-                              rounds, min_round_seconds=job["min_round_seconds"])
-        entry["predictor_overhead_us"] = (times["predictor"]["wall"] - times["raw"]["wall"]) * 1e6
-        entry["raw_b1_s"] = times["raw"]["wall"]
+        times = time_calls({"raw": lambda f=feeds: ours.run(None, f), "predictor": lambda: predictor.predict(x)},
+                           rounds, job["round_seconds"])
+        entry["predictor_overhead_us"] = (times["predictor"]["cpu"] - times["raw"]["cpu"]) * 1e6
+        entry["predictor_overhead_wall_us"] = (times["predictor"]["wall"] - times["raw"]["wall"]) * 1e6
+        entry["raw_b1_s"] = times["raw"]["cpu"]
         c.log(f"  [{ort.__version__}] {m['name']} done")
     print(json.dumps(out))
 
@@ -168,41 +226,52 @@ def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
-def report(env_name: str, result: dict[str, Any], converter_errors: dict[str, str], batches: list[int]) -> dict[str, Any]:
+def graph_note(entry: dict[str, Any]) -> str:
+    ops = entry.get("optimized_ops", {})
+    if "converter" not in ops:
+        return ""
+    ours, theirs = ops["ours"], ops["converter"]
+    if ours == theirs:
+        return "same"
+    return f"{sum(ours.values())} vs {sum(theirs.values())} nodes"
+
+
+def report(env_name: str, result: dict[str, Any], batches: list[int]) -> dict[str, Any]:
     rows, ratios, misses = [], [], []
     for name, entry in result["models"].items():
         if "ours_error" in entry:
-            rows.append([name, "-", "ours fails: " + entry["ours_error"][:60], "", "", "", ""])
+            rows.append([name, "-", "ours fails: " + entry["ours_error"][:60], "", "", "", "", ""])
             misses.append(f"{env_name} {name}: nncbridge cannot convert it")
             continue
+        note = graph_note(entry)
         for batch in batches:
             row = entry[str(batch)]
-            ours = row["ours_s"]
-            theirs = row.get("theirs_s")
-            error = converter_errors.get(f"{name}@{batch}") or row.get("converter_error")
+            ours, theirs = row["ours_s"], row.get("theirs_s")
+            noise = row["ours_again_s"] / ours
+            row["ratio_ours_again"] = round(noise, 3)
             if theirs is None:
-                rows.append([name, batch, c.ms(ours), "converter fails", "ours runs", "", entry["opset"]])
+                rows.append([name, batch, c.ms(ours), "converter fails", "ours runs", f"{noise:.2f}", "", ""])
                 continue
             r = theirs / ours
             ratios.append(r)
             row["ratio"] = round(r, 3)
             diff = row.get("max_abs_diff")
-            rows.append([name, batch, c.ms(ours), c.ms(theirs), f"{r:.2f}",
-                         "-" if diff is None else f"{diff:.1g}", entry["opset"]])
+            rows.append([name, batch, c.ms(ours), c.ms(theirs), f"{r:.2f}", f"{noise:.2f}",
+                         "-" if diff is None else f"{diff:.1g}", note])
             if r < 1.0:
-                misses.append(f"{env_name} {name} b{batch}: {r:.2f}")
-            del error
+                misses.append(f"{env_name} {name} b{batch}: {r:.2f} (ours vs ours again {noise:.2f}; "
+                              f"optimized graphs: {note or 'not compared'})")
     overheads = {n: e["predictor_overhead_us"] for n, e in result["models"].items() if "predictor_overhead_us" in e}
     print(f"\n## {env_name}: Python {result['machine']['python']}, onnxruntime {result['machine']['onnxruntime']}, "
           f"nncbridge default opset {result['opset']}\n")
-    print(c.table(rows, ["model", "batch", "ours", "converter", "ratio", "max|Δ|", "opset"]))
+    print(c.table(rows, ["model", "batch", "ours", "converter", "ratio", "A/A", "max|Δ|", "graph after ort"]))
     summary = {"geomean": round(geomean(ratios), 3), "worst": round(min(ratios), 3) if ratios else None,
                "compared": len(ratios),
                "predictor_overhead_us_median": round(c.median(list(overheads.values())), 2) if overheads else None,
                "predictor_overhead_us_max": round(max(overheads.values()), 2) if overheads else None}
     print(f"\ngeomean converter/ours {summary['geomean']:.2f}, worst {summary['worst']:.2f} over {len(ratios)} "
-          f"comparisons; Predictor.predict - raw run at batch 1: median {summary['predictor_overhead_us_median']} µs, "
-          f"max {summary['predictor_overhead_us_max']} µs")
+          f"comparisons; Predictor.predict - raw run at batch 1 (CPU µs per call): median "
+          f"{summary['predictor_overhead_us_median']}, max {summary['predictor_overhead_us_max']}")
     if summary["geomean"] < 1.1:
         misses.append(f"{env_name}: geomean {summary['geomean']:.2f} < 1.1")
     slow = {n: round(v, 1) for n, v in overheads.items() if v > PREDICTOR_GOAL_US}
@@ -217,8 +286,8 @@ def main() -> int:
     parser.add_argument("--py310", help="Python 3.10 with onnxruntime 1.23 and nncbridge's dependencies "
                         "(default: $NNCBRIDGE_BENCH_PY310, else the nnabla venv's python)")
     parser.add_argument("--models", help="comma-separated names as in the table (default: all)")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--min-round-seconds", type=float, default=0.15)
+    parser.add_argument("--rounds", type=int, default=30, help="alternations between the sides")
+    parser.add_argument("--round-seconds", type=float, default=0.02, help="time per side and round")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -242,7 +311,7 @@ def main() -> int:
             else:
                 converter[name][str(batch)] = str(path)
     job = {"models": [{"name": n, "nnp": str(p), "converter": converter[n]} for n, p in models.items()],
-           "batches": list(BATCHES), "rounds": args.rounds, "min_round_seconds": args.min_round_seconds}
+           "batches": list(BATCHES), "rounds": args.rounds, "round_seconds": args.round_seconds}
     envs = {"modern": sys.executable, "python3.10": py310}
     results: dict[str, Any] = {"goals": "converter time / our time >= 1.0 on every model and >= 1.1 geomean in both "
                                         f"environments; Predictor within {PREDICTOR_GOAL_US} µs of raw onnxruntime",
@@ -251,7 +320,7 @@ def main() -> int:
     for env_name, python in envs.items():
         c.log(f"timing in {env_name} ({python})")
         result = run_worker(python, job, c.modern_env())
-        verdict = report(env_name, result, converter_errors, list(BATCHES))
+        verdict = report(env_name, result, list(BATCHES))
         misses += verdict["misses"]
         results["environments"][env_name] = {**result, "summary": verdict["summary"]}
     for key, error in sorted(converter_errors.items()):
