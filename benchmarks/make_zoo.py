@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -180,32 +179,22 @@ def save_nnabla_built(out: Path, name: str, seed: int = 313) -> Path:
 
 # -- networks written as Console writes them (loops) ----------------------------------------------
 def _write_text_nnp(path: Path, text: str, params: dict[str, tuple[int, ...]], seed: int = 0) -> Path:
-    from nnabla.utils import nnabla_pb2
+    from tests.models import write_nnp
 
     rng = np.random.RandomState(seed)
-    proto = nnabla_pb2.NNablaProtoBuf()
+    values = {}
     for name, shape in params.items():
-        p = proto.parameter.add()
-        p.variable_name = name
-        p.shape.dim.extend(shape)
         leaf = name.split("/")[-1].split("_")[0]
-        fan_in = max(1, int(np.prod(shape[1:])) if len(shape) > 1 else 1)
         if leaf == "var":
-            values = rng.uniform(0.5, 2.0, size=shape)
-        elif leaf == "mean" or leaf == "beta" or leaf == "b":
-            values = rng.uniform(-0.1, 0.1, size=shape)
+            values[name] = rng.uniform(0.5, 2.0, size=shape)
+        elif leaf in ("mean", "beta", "b"):
+            values[name] = rng.uniform(-0.1, 0.1, size=shape)
         elif leaf == "gamma":
-            values = rng.uniform(0.6, 1.0, size=shape)
+            values[name] = rng.uniform(0.6, 1.0, size=shape)
         else:
-            fan_in = shape[0] if "affine" in name else fan_in
-            values = rng.uniform(-1, 1, size=shape) / np.sqrt(fan_in)
-        p.data.extend(values.astype(np.float32).ravel().tolist())
-        p.need_grad = True
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("nnp_version.txt", "0.1\n")
-        z.writestr("network.nntxt", text)
-        z.writestr("parameter.protobuf", proto.SerializeToString())
-    return path
+            fan_in = shape[0] if "affine" in name else max(1, int(np.prod(shape[1:])))
+            values[name] = rng.uniform(-1, 1, size=shape) / np.sqrt(fan_in)
+    return write_nnp(path, text, {k: v.astype(np.float32) for k, v in values.items()})
 
 
 def _head(inp: str, features: int, classes: int = 10) -> tuple[str, dict[str, tuple[int, ...]]]:
