@@ -112,5 +112,8 @@ def test_nnabla_cli_forward_runs_the_digits_sample(tmp_path):
         mine = list(csv.reader(f))
     assert mine[0] == reference[0]
     assert [r[:2] for r in mine] == [r[:2] for r in reference]
+    # onnxruntime's NCHWc convolution kernels (which it uses for the default opset, as for
+    # nnabla-converter's files) sum in another order than nnabla: the largest difference of these
+    # 2,970 float32 values is 1.1e-6, on 0.5605 (about 18 units in the last place).
     np.testing.assert_allclose(np.array([r[2:] for r in mine[1:]], float), np.array([r[2:] for r in reference[1:]], float),
-                               rtol=0, atol=1e-6)
+                               rtol=0, atol=2e-6)

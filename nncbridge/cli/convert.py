@@ -8,7 +8,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help=".nnp file, folder of NNP parts, or a network file")
     p.add_argument("output", help="ONNX file to write")
     p.add_argument("--executor", help="executor to convert (default: the only runtime executor)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the newest onnxruntime runs)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 18, the newest onnxruntime optimizes fully, or older if your onnxruntime needs it)")
     p.add_argument("--batch-size", type=int, help="fix the batch dimension (default: symbolic)")
 
 

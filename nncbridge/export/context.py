@@ -115,6 +115,14 @@ class LoweringContext:
         name = self.inputs[index] if index < len(self.inputs) else ""
         return self.builder.constant_values.get(name)
 
+    def batch_free_shape(self, shape: Any) -> str:
+        """A Reshape target for ``shape`` (dimension 0 the batch, the others static) as one constant,
+        with ``-1`` in dimension 0 unless the batch is fixed: no Shape/Slice/Concat chain at run time."""
+        dims = [int(d) for d in shape]
+        if dims and not self.fixed_batch:
+            dims[0] = -1
+        return self.ints(dims)
+
     def has_input(self, index: int) -> bool:
         return index < len(self.inputs) and bool(self.inputs[index])
 

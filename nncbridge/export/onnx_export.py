@@ -19,6 +19,13 @@ BATCH_DIM = "batch"
 # onnxruntime release (major, minor) -> newest ai.onnx opset it implements
 _ORT_OPSETS = {(1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21, (1, 19): 21, (1, 20): 21,
                (1, 21): 22, (1, 22): 22, (1, 23): 23}
+# The newest opset whose op versions onnxruntime's graph optimizers recognise: Conv + BatchNormalization
+# fusion, NCHWc convolution and pooling kernels (onnxruntime 1.23 applies them to Conv <= 11,
+# BatchNormalization <= 15 and AveragePool <= 11 only: opset 22 loses all three, 19-21 the NCHWc
+# AveragePool). Later opsets change nothing our lowerings need (bfloat16 types, pooling dilations),
+# and onnxruntime 1.32 optimizes opset 18 into exactly the graph it makes of 23.
+# tests/test_graph_structure.py checks this against the installed onnxruntime.
+FAST_OPSET = 18
 
 
 def newest_onnx_opset() -> int:
@@ -27,18 +34,23 @@ def newest_onnx_opset() -> int:
     return int(onnx.defs.onnx_opset_version())
 
 
-def default_opset(for_onnxruntime_only: bool = False) -> int:
-    """The newest opset both the installed onnx and onnxruntime know; with
-    ``for_onnxruntime_only`` (a model only onnxruntime reads) the installed onnx does not matter."""
-    newest = onnx_proto.NEWEST_OPSET if for_onnxruntime_only else newest_onnx_opset()
+def newest_onnxruntime_opset() -> int:
+    """The newest opset the installed onnxruntime implements (17 if that cannot be told)."""
     try:
         major, minor = (int(x) for x in _onnxruntime_version().split(".")[:2])
     except (ImportError, ValueError):
-        return min(newest, 17)
+        return 17
     if (major, minor) in _ORT_OPSETS:
-        return min(newest, _ORT_OPSETS[(major, minor)])
+        return _ORT_OPSETS[(major, minor)]
     known = max(_ORT_OPSETS)
-    return min(newest, _ORT_OPSETS[known] if (major, minor) > known else MIN_OPSET)
+    return _ORT_OPSETS[known] if (major, minor) > known else MIN_OPSET
+
+
+def default_opset(for_onnxruntime_only: bool = False) -> int:
+    """The opset onnxruntime runs fastest: ``FAST_OPSET`` unless the installed onnxruntime (or,
+    without ``for_onnxruntime_only``, the installed onnx) knows only older ones."""
+    newest = onnx_proto.NEWEST_OPSET if for_onnxruntime_only else newest_onnx_opset()
+    return min(FAST_OPSET, newest, newest_onnxruntime_opset())
 
 
 def _onnxruntime_version() -> str:
@@ -226,7 +238,9 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
             shape[0] = BATCH_DIM
         return onnx_proto.value_info(name, onnx_proto.TENSOR_FLOAT, shape)
 
-    _fold_identities(builder.nodes, {d.variable for d in exe.data} | {o.variable for o in exe.outputs})
+    boundary = {d.variable for d in exe.data} | {o.variable for o in exe.outputs}
+    _fold_constant_reshapes(builder, boundary)
+    _fold_identities(builder.nodes, boundary)
     # Parameters a lowering folded into new constants (stored batch-norm statistics, ...) are dropped.
     used = {name for node in builder.nodes for name in node.input} | {o.variable for o in exe.outputs}
     initializers = {name: t for name, t in builder.initializers.items() if name in used}
@@ -243,6 +257,22 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
     graph.output.extend(value_info(o.variable) for o in exe.outputs)
     _add_metadata(proto, model, exe)
     return proto, external
+
+
+def _fold_constant_reshapes(builder: GraphBuilder, boundary: set[str]) -> None:
+    """Replace each Reshape of a constant (a weight brought to the layout an op wants, ...) by an
+    initializer holding the reshaped value, so the graph carries no work on constants."""
+    kept = []
+    for node in builder.nodes:
+        values = [builder.constant_values.get(name) for name in node.input]
+        if (node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or len(values) != 2
+                or any(v is None for v in values) or node.output[0] in boundary or node.attribute):
+            kept.append(node)
+            continue
+        data = np.asarray(values[0])
+        target = [data.shape[i] if d == 0 else int(d) for i, d in enumerate(np.asarray(values[1]).reshape(-1))]
+        builder.add_initializer(node.output[0], data.reshape(target))
+    builder.nodes[:] = kept
 
 
 def _fold_identities(nodes: list[Any], boundary: set[str]) -> None:
@@ -287,9 +317,13 @@ def _add_generators(builder: GraphBuilder, network: Network, exe: Executor, batc
         first, zero = (builder.add_initializer(builder.fresh(f"{g.variable}/{n}"), np.asarray([v], np.int64))
                        for n, v in (("one", 1), ("zero", 0)))
         shape, batch, target = (builder.fresh(f"{g.variable}/{n}") for n in ("shape", "batch", "target"))
+        if builder.opset >= 15:  # Shape takes start/end
+            builder.nodes.append(make_node("Shape", [exe.data[0].variable], [batch], name=builder.fresh("Shape"),
+                                           start=0, end=1))
+        else:
+            builder.nodes += [make_node("Shape", [exe.data[0].variable], [shape], name=builder.fresh("Shape")),
+                              make_node("Slice", [shape, zero, first], [batch], name=builder.fresh("Slice"))]
         builder.nodes += [
-            make_node("Shape", [exe.data[0].variable], [shape], name=builder.fresh("Shape")),
-            make_node("Slice", [shape, zero, first], [batch], name=builder.fresh("Slice")),
             make_node("Concat", [batch, rest], [target], name=builder.fresh("Concat"), axis=0),
             make_node("Expand", [one, target], [g.variable], name=builder.fresh("Expand")),
         ]

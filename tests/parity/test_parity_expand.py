@@ -16,7 +16,7 @@ import pytest
 
 import nncbridge
 from tests.parity.oracle import assert_close, run_onnx
-from tests.test_expand import elman, executor, fn, generator_concat, nested_repeats, network, repeat_affine_tanh, var
+from tests.nntxt import elman, executor, fn, generator_concat, nested_repeats, network, repeat_affine_tanh, var
 
 pytestmark = pytest.mark.nnabla
 

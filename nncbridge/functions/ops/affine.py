@@ -38,13 +38,10 @@ def affine(ctx: LoweringContext) -> None:
             if len(ctx.input_shapes[2]) != 1:
                 bias = ctx.op("Reshape", bias, ctx.ints([-1]))
             y = ctx.op("Add", y, bias)
-    out_tail = list(w_shape[1:])
-    if base_axis == 1 and len(out_tail) == 1:
+    if base_axis == 1 and len(w_shape) == 2:
         ctx.node("Identity", [y], ctx.outputs[:1])
         return
-    lead = ctx.op("Slice", ctx.op("Shape", ctx.inputs[0]), ctx.ints([0]), ctx.ints([base_axis]))
-    target = ctx.op("Concat", lead, ctx.ints(out_tail), axis=0)
-    ctx.node("Reshape", [y, target], ctx.outputs[:1])
+    ctx.node("Reshape", [y, ctx.batch_free_shape(ctx.output_shapes[0])], ctx.outputs[:1])
 
 
 @shape_rule("Embed")

@@ -53,7 +53,7 @@ def to_nchw(ctx: LoweringContext, x: str, shape: tuple, lead: int, n: int, chann
     return x
 
 
-def from_nchw(ctx: LoweringContext, y: str, x: str, lead: int, n: int, channel_last: bool,
+def from_nchw(ctx: LoweringContext, y: str, x_shape: tuple, lead: int, n: int, channel_last: bool,
               channels: int, spatial: tuple, output: str) -> None:
     """Inverse of :func:`to_nchw` for a result with ``channels`` and ``spatial`` dims; writes ``output``."""
     if lead != 1:
@@ -61,8 +61,7 @@ def from_nchw(ctx: LoweringContext, y: str, x: str, lead: int, n: int, channel_l
         if lead == 0:
             y = ctx.op("Reshape", y, ctx.ints(tail))
         else:
-            head = ctx.op("Slice", ctx.op("Shape", x), ctx.ints([0]), ctx.ints([lead]))
-            y = ctx.op("Reshape", y, ctx.op("Concat", head, ctx.ints(tail), axis=0))
+            y = ctx.op("Reshape", y, ctx.batch_free_shape([*x_shape[:lead], *tail]))
     if channel_last:
         perm = list(range(lead)) + list(range(lead + 1, lead + 1 + n)) + [lead]
         y = ctx.op("Transpose", y, perm=perm)
@@ -175,7 +174,7 @@ def _emit(ctx: LoweringContext, op_type: str, g: _Geometry, weight: str, group: 
         inputs.append(bias)
     y = ctx.op(op_type, *inputs, kernel_shape=list(g.kernel), strides=list(g.stride),
                dilations=list(g.dilation), pads=list(g.pad) * 2, group=group, **attrs)
-    from_nchw(ctx, y, ctx.inputs[0], g.lead, g.n, g.channel_last, out_channels, out_spatial, ctx.outputs[0])
+    from_nchw(ctx, y, ctx.input_shapes[0], g.lead, g.n, g.channel_last, out_channels, out_spatial, ctx.outputs[0])
 
 
 def _weight_channel_first(ctx: LoweringContext, g: _Geometry) -> str:
@@ -298,7 +297,7 @@ def fused_convolution(ctx: LoweringContext) -> None:
         y = ctx.op("Div", ctx.op("Sub", y, stat("mean")), ctx.op("Sqrt", ctx.op("Add", stat("variance"), eps)))
         y = ctx.op("Add", ctx.op("Mul", y, stat("gamma")), stat("beta"))
     result = ctx.fresh("fused")
-    from_nchw(ctx, y, ctx.inputs[0], g.lead, g.n, g.channel_last, g.w[0], out_spatial, result)
+    from_nchw(ctx, y, ctx.input_shapes[0], g.lead, g.n, g.channel_last, g.w[0], out_spatial, result)
     if "z" in roles:
         result = ctx.op("Add", result, roles["z"])
     op_type = _FUSED_ACTIVATIONS[nonlinearity]

@@ -6,8 +6,8 @@ length is ``(w + 2*pad - kernel) // stride + 1`` with ignore_border, else
 ``(w + pad - 1) // stride + 1`` (only one pad, independent of the kernel). AveragePooling divides by
 the window length before clipping to ``[0, w)`` with including_pad, else after. ONNX pooling
 cannot express the ``w + pad`` cut nor this output length, so windows are computed explicitly:
-max pooling pads with -inf (implicit in MaxPool), sum/average pool zero-padded data and divide by
-a constant count tensor.
+max pooling pads with -inf (implicit in MaxPool), sum/average pooling counts padded elements
+(``count_include_pad``) and divides by a constant count tensor.
 """
 from __future__ import annotations
 
@@ -90,10 +90,9 @@ def _pool(ctx: LoweringContext, kind: str) -> None:
         y = ctx.op("MaxPool", x, kernel_shape=list(g.kernel), strides=list(g.stride),
                    pads=list(g.pad) + right)
     else:
-        pads = [0, 0, *g.pad, 0, 0, *right]
-        if any(pads):
-            x = ctx.op("Pad", x, ctx.ints(pads))
-        y = ctx.op("AveragePool", x, kernel_shape=list(g.kernel), strides=list(g.stride))
+        # Padded windows count as full (sum / kernel size); the count tensor below corrects that.
+        y = ctx.op("AveragePool", x, kernel_shape=list(g.kernel), strides=list(g.stride),
+                   pads=list(g.pad) + right, count_include_pad=1 if any(g.pad) or any(right) else None)
         window = math.prod(g.kernel)
         if kind == "sum":
             y = ctx.op("Mul", y, ctx.const(np.float32(window)))
@@ -102,7 +101,7 @@ def _pool(ctx: LoweringContext, kind: str) -> None:
             if not np.all(counts == window):
                 scale = (window / counts).astype(np.float32).reshape((1, 1) + g.out)
                 y = ctx.op("Mul", y, ctx.const(scale))
-    from_nchw(ctx, y, ctx.inputs[0], g.lead, g.n, g.channel_last, g.channels, g.out, ctx.outputs[0])
+    from_nchw(ctx, y, ctx.input_shapes[0], g.lead, g.n, g.channel_last, g.channels, g.out, ctx.outputs[0])
 
 
 @onnx_lowering("MaxPooling")
@@ -139,8 +138,9 @@ def global_average_pooling(ctx: LoweringContext) -> None:
                      ctx.ints([x[1] * x[2] * x[3]]))
         y = ctx.op("Slice", ctx.op("Reshape", y, ctx.ints([-1])), ctx.ints([0]), end, ctx.ints([0]))
         y = ctx.op("Reshape", y, ctx.ints([-1, x[1], x[2] * x[3], 1]))
-    flat = ctx.op("Reshape", y, ctx.ints([0, x[1], -1, 1]))
-    ctx.node("GlobalAveragePool", [flat], ctx.outputs[:1])
+    if len(x) != 4:
+        y = ctx.op("Reshape", y, ctx.ints([0, x[1], -1, 1]))
+    ctx.node("GlobalAveragePool", [y], ctx.outputs[:1])
 
 
 def _unpool_geometry(call: FunctionCall) -> tuple[tuple[int, ...], int]:
@@ -168,17 +168,10 @@ def unpooling(ctx: LoweringContext) -> None:
     kernel, first = _unpool_geometry(ctx.call)
     x = list(ctx.input_shapes[0])
     y = ctx.inputs[0]
-    # Repeat each element k times along each axis: insert a unit axis after it, expand, merge.
-    for i, k in enumerate(kernel):
-        if k == 1:
-            continue
-        axis = first + i
-        shape = ctx.op("Shape", y)
-        y = ctx.op("Unsqueeze", y, ctx.ints([axis + 1]))
-        target = ctx.op("Concat", ctx.op("Slice", shape, ctx.ints([0]), ctx.ints([axis + 1])), ctx.ints([k]),
-                        ctx.op("Slice", shape, ctx.ints([axis + 1]), ctx.ints([len(x)])), axis=0)
-        y = ctx.op("Expand", y, target)
-        merged = ctx.op("Concat", ctx.op("Slice", shape, ctx.ints([0]), ctx.ints([axis])), ctx.ints([-1]),
-                        ctx.op("Slice", shape, ctx.ints([axis + 1]), ctx.ints([len(x)])), axis=0)
-        y = ctx.op("Reshape", y, merged)
+    if any(k != 1 for k in kernel):
+        # Nearest-neighbour resizing by whole factors repeats each element k times along each axis
+        # (onnxruntime's Expand over inner unit axes is two orders of magnitude slower).
+        scales = [float(kernel[axis - first]) if 0 <= axis - first < len(kernel) else 1.0 for axis in range(len(x))]
+        y = ctx.op("Resize", y, "", ctx.const(scales, hint="scales"), mode="nearest",
+                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     ctx.node("Identity", [y], ctx.outputs[:1])

@@ -123,8 +123,7 @@ def top_k_data(ctx: LoweringContext) -> None:
         raise ctx.unsupported("TopKData is exported only with reduce=True, abs=False, largest=True")
     flat = ctx.op("Flatten", ctx.inputs[0], axis=base) if len(x) - base != 1 or base != 1 else ctx.inputs[0]
     values, indices = ctx.node("TopK", [flat, ctx.ints([k], "k")], 2, axis=-1)
-    lead = ctx.op("Slice", ctx.op("Shape", ctx.inputs[0]), ctx.ints([0]), ctx.ints([base]))
-    target = ctx.op("Concat", lead, ctx.ints([k]), axis=0)
+    target = ctx.batch_free_shape([*x[:base], k])
     ctx.node("Reshape", [values, target], ctx.outputs[:1])
     if len(ctx.outputs) > 1 and ctx.outputs[1]:
         ctx.node("Reshape", [ctx.op("Cast", indices, to=1), target], ctx.outputs[1:2])
