@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "choice, or 1 with worker processes)")
     p.add_argument("--values-in-columns", action="store_true",
                    help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on a Ray cluster: ADDRESS (auto, HOST:PORT, ray://HOST:PORT), else RAY_ADDRESS, "
+                   "else a new local Ray; --processes then counts Ray workers (default: one per CPU of the "
+                   "cluster). Every node must see the dataset's files at the same paths")
     p.add_argument("--skip-errors", action="store_true", help="skip bad rows (listed at the end) instead of stopping")
     p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -36,14 +40,20 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset.batch import count_rows, predict_csv
     from ..predictor import load
 
+    if args.ray is not None:
+        from ..ray.cluster import import_ray
+
+        import_ray()  # fails at once, saying how to install it
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
-    rows = count_rows(args.dataset) if show_bar or args.processes is None else None
+    rows = count_rows(args.dataset) if show_bar or (args.processes is None and args.ray is None) else None
     processes = args.processes
-    if processes is None:
+    if args.ray is not None:
+        processes = 0  # the Ray workers predict; this process reads and writes
+    elif processes is None:
         cpus = os.cpu_count() or 1
         processes = min(cpus - 1, 7) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
-    # With worker processes this process predicts too, on one thread like each of them.
-    threads = args.threads or (1 if processes else None)
+    # With worker processes this process predicts too, on one thread like each of them (and Ray's).
+    threads = args.threads or (1 if processes or args.ray is not None else None)
     options = {"intra_op_num_threads": threads} if threads and args.backend != "nnabla" else {}
     predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
     bar = None
@@ -52,10 +62,18 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=rows, unit="rows", file=sys.stderr, dynamic_ncols=True)
     try:
-        summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
-                              workers=args.workers, skip_errors=args.skip_errors,
-                              progress=bar.update if bar is not None else None, processes=processes,
-                              output_files=not args.values_in_columns)
+        if args.ray is not None:
+            from ..ray.batch import predict_csv as predict_csv_on_ray
+
+            summary = predict_csv_on_ray(predictor, args.dataset, args.output, address=args.ray or None,
+                                         workers=args.processes, batch_size=args.batch_size,
+                                         skip_errors=args.skip_errors, progress=bar.update if bar is not None else None,
+                                         output_files=not args.values_in_columns)
+        else:
+            summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
+                                  workers=args.workers, skip_errors=args.skip_errors,
+                                  progress=bar.update if bar is not None else None, processes=processes,
+                                  output_files=not args.values_in_columns)
     finally:
         if bar is not None:
             bar.close()
