@@ -223,8 +223,10 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
     async def request_error(request: Request, exc: RequestError) -> Response:
         return error_response(exc.status, str(exc))
 
-    app.mount("/", StaticFiles(directory=page_dir, packages=[PAGE_PACKAGE], html=True, check_dir=True)
-              if page_dir is not None else StaticFiles(packages=[PAGE_PACKAGE], html=True), name="page")
+    # The page's files answer whatever no route matched at all (a route matching only by path still
+    # answers 405): page_dir's first, then the built-in ones. StaticFiles stays inside its folders.
+    app.router.default = StaticFiles(directory=page_dir, packages=[PAGE_PACKAGE], html=True) \
+        if page_dir is not None else StaticFiles(packages=[PAGE_PACKAGE], html=True)
     app.add_middleware(BodyLimit, limit=max_body)
     if token:
         app.add_middleware(BearerToken, token=token)
