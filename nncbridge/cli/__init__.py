@@ -17,6 +17,7 @@ COMMANDS = {
     "check": "Validate a model; exit 0 if clean (warnings allowed), 1 on problems, 2 if unreadable.",
     "convert": "Convert one executor of a model to ONNX.",
     "predict": "Run a model over a Console dataset CSV and write Console's output CSV.",
+    "serve": "Serve models over HTTP: Open Inference Protocol v2, /predict for images and a page at /.",
 }
 
 EXIT_UNREADABLE = 2
