@@ -26,6 +26,7 @@ import nncbridge  # noqa: E402
 import nncbridge.ray  # noqa: E402
 from nncbridge.dataset.batch import predict_csv  # noqa: E402
 from tests.models import identity_nntxt, write_nnp  # noqa: E402
+from tests.serve_helpers import BINARY, IMAGES, LENET, Server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "sample_projects" / "digits"
@@ -204,11 +205,63 @@ def test_predict_dataset_names_a_missing_column(cluster):
         nncbridge.ray.predict_dataset(ds, MODEL)
 
 
-def test_without_ray_the_option_says_how_to_install_it(tmp_path):
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "from nncbridge.cli import main\n"
-            f"sys.exit(main(['predict', {str(MODEL)!r}, {str(TEST_CSV)!r}, '-o', {str(tmp_path / 'o.csv')!r}, '--ray']))")
+def _infer(server: Server, model: str, output: str, batch: np.ndarray, binary: bool,
+           headers: dict[str, str] | None = None) -> tuple[np.ndarray, dict]:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(server.host_port)
+    try:
+        tensor = triton.InferInput("Input", list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch, binary_data=binary)
+        # A copy each time: tritonclient adds the binary header's length to the dict it is given.
+        result = client.infer(model, [tensor], outputs=[triton.InferRequestedOutput(output, binary_data=binary)],
+                              headers=dict(headers or {}))
+        return result.as_numpy(output), client.get_model_metadata(model, headers=dict(headers or {}))
+    finally:
+        client.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # gevent inside tritonclient
+def test_serve_on_ray_answers_as_nncbridge_serve(cluster):
+    from PIL import Image
+    from ray import serve
+    from tritonclient.utils import InferenceServerException
+
+    batch = np.stack([np.asarray(Image.open(IMAGES / f"00{i}.png"), dtype=np.float32)[None] / 255 for i in range(1, 5)])
+    models = [f"lenet={LENET}", f"binary={BINARY}"]
+    here = Server(models)
+    try:
+        there = Server([*models, "--ray", cluster.address, "--replicas", "2"], env={"NNCBRIDGE_TOKEN": "s3cret"})
+    except BaseException:
+        here.stop()
+        raise
+    try:
+        status = serve.status().applications["nncbridge"]
+        assert status.status == "RUNNING"
+        assert status.deployments["nncbridge"].replica_states == {"RUNNING": 2}
+        token = {"Authorization": "Bearer s3cret"}  # from the environment of the command, in every replica
+        for model, output in (("lenet", "Softmax"), ("binary", "Sigmoid")):
+            for binary in (False, True):
+                for rows in (batch, batch[1:2]):
+                    assert_same = np.testing.assert_array_equal
+                    want, want_meta = _infer(here, model, output, rows, binary)
+                    got, got_meta = _infer(there, model, output, rows, binary, token)
+                    assert_same(got, want)
+                    assert got_meta == want_meta
+        with pytest.raises(InferenceServerException, match="401|[Tt]oken|[Aa]uthoriz"):
+            _infer(there, "lenet", "Softmax", batch, False)
+    finally:
+        assert there.stop() == 0, "".join(there.stderr)
+        here.stop()
+    assert "nncbridge" not in serve.status().applications
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_without_ray_the_option_says_how_to_install_it(tmp_path, command):
+    args = ["predict", str(MODEL), str(TEST_CSV), "-o", str(tmp_path / "o.csv"), "--ray"] if command == "predict" \
+        else ["serve", str(MODEL), "--ray", "--replicas", "2"]
+    code = f"import sys; sys.modules['ray'] = None\nfrom nncbridge.cli import main\nsys.exit(main({args!r}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr == 'nncbridge predict: error: Ray is not installed: pip install "nncbridge[ray]"\n'
+    assert result.stderr == f'nncbridge {command}: error: Ray is not installed: pip install "nncbridge[ray]"\n'
     assert not (tmp_path / "o.csv").exists()

@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (default): onnxruntime, or nnabla if onnxruntime is missing")
     p.add_argument("--executor", help="executor to run (default: the only runtime executor)")
     p.add_argument("--page-dir", help="folder whose index.html (and other files) replace the built-in page at /")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="serve on Ray Serve: the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), else "
+                   "RAY_ADDRESS, else a new local Ray; --host/--port are those of its proxy on the head node")
+    p.add_argument("--replicas", type=int, default=1, help="with --ray: copies of the app, one CPU each (default: 1)")
 
 
 def parse_size(text: str) -> int:
@@ -66,6 +70,11 @@ def app_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     models = model_arguments(args.models)
     # Other ways to run the same app (a cluster, say) start here from models and app_options(args).
+    if args.ray is not None:
+        from ..ray.serve import serve_on_ray
+
+        return serve_on_ray(models, app_options(args), address=args.ray or None, replicas=args.replicas,
+                            host=args.host, port=args.port, announce=lambda line: print(line, flush=True))
     return serve_here(models, app_options(args), args.host, args.port)
 
 
