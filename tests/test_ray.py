@@ -265,3 +265,9 @@ def test_without_ray_the_option_says_how_to_install_it(tmp_path, command):
     assert result.returncode == 2
     assert result.stderr == f'nncbridge {command}: error: Ray is not installed: pip install "nncbridge[ray]"\n'
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_nncbridge_ray_imports_ray_only_when_used():
+    code = "import sys, nncbridge.ray, nncbridge.cli.predict, nncbridge.cli.serve; print('ray' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout == "False\n", result.stderr

@@ -60,8 +60,8 @@ def application(models: Mapping[str, ModelSource], options: Mapping[str, Any], r
                   Predictor(source, executor=options.get("executor"), backend=options.get("backend", "auto"))
                   for name, source in models.items()}
     create_app(predictors, **options)  # refuses what the replicas would refuse, with the same message
-    deployment = serve.deployment(serve.ingress(build_app)(ServedModels), name=APP_NAME, num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": 1})
+    deployment = serve.deployment(name=APP_NAME, num_replicas=replicas, ray_actor_options={"num_cpus": 1})(
+        serve.ingress(build_app)(ServedModels))
     return deployment.bind({name: p.nnp_bytes() for name, p in predictors.items()}, options)
 
 
