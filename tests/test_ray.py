@@ -159,6 +159,22 @@ def test_a_worker_killed_mid_run_is_restarted_and_every_row_written_once(cluster
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_a_worker_lost_for_good_stops_the_run_without_output(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr(nncbridge.ray.batch, "RETRIES", 0)
+    data = _many_digits(tmp_path / "many.csv", 6_000)
+    killed: list[int] = []
+
+    def progress(rows: int) -> None:
+        if not killed:
+            killed.extend(_worker_pids()[:1])
+            os.kill(killed[0], signal.SIGKILL)
+
+    with pytest.raises(nncbridge.BackendError, match=r"^a worker process stopped unexpectedly \(Ray worker lost"):
+        nncbridge.ray.predict_csv(nncbridge.load(MODEL), data, tmp_path / "out.csv", progress=progress)
+    assert killed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv"]  # no output, nothing partial
+
+
 @pytest.mark.parametrize("shape", [(2, 4, 5), (2, 3)])  # PNG per channel; a CSV matrix per row
 def test_output_files_made_on_the_workers_arrive_beside_the_csv(cluster, tmp_path, shape):
     model = write_nnp(tmp_path / "m.nnp", identity_nntxt(shape))

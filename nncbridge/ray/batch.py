@@ -85,8 +85,9 @@ class ActorPool(Executor):
                 result.set_result(done.result())
             except self._ray.exceptions.RayTaskError as e:
                 cause = getattr(e, "cause", None)
-                result.set_exception(cause if isinstance(cause, NncBridgeError) else
-                                     BackendError(f"a task failed on a Ray worker: {_first_line(e)}"))
+                result.set_exception(cause if isinstance(cause, NncBridgeError) else BackendError(
+                    f"a task failed on a Ray worker: {type(cause).__name__}: {cause}" if cause is not None else
+                    f"a task failed on a Ray worker: {_first_line(e)}"))
             except self._ray.exceptions.RayError as e:  # the actor is gone after its retries
                 result.set_exception(BrokenExecutor(f"Ray worker lost after {RETRIES} restarts: {_first_line(e)}"))
         except InvalidStateError:  # cancelled meanwhile: nobody waits for it
