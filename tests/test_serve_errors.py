@@ -4,6 +4,7 @@ token guards every endpoint but health; no request makes the server open a file.
 from __future__ import annotations
 
 import io
+import json
 import socket
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -354,3 +355,29 @@ def test_backend_failure_is_500_and_the_server_keeps_serving():
     finally:
         server.stop()
     assert "something unexpected" in "".join(server.stderr)  # logged with its traceback
+
+
+def test_compressed_bodies_are_bounded(guarded):
+    import gzip
+    import zlib
+
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=guarded.url, timeout=30) as c:
+        bomb = gzip.compress(b" " * (5 << 20))  # 5 MB of spaces in ~5 KB: over the 8 KB limit unpacked
+        assert len(bomb) < MAX_BODY
+        assert_error(c.post("/v2/models/lenet/infer", content=bomb, headers={**bearer, "Content-Encoding": "gzip"}),
+                     413, "unpacks to more than", "8192")
+        assert_error(c.post("/v2/models/lenet/infer", content=b"not gzip", headers={**bearer, "Content-Encoding": "gzip"}),
+                     400, "not valid gzip")
+        assert_error(c.post("/v2/models/lenet/infer", content=b"{}", headers={**bearer, "Content-Encoding": "br"}),
+                     415, "Content-Encoding 'br'")
+        body = zlib.compress(json.dumps(lenet_request()).encode())
+        assert c.post("/v2/models/lenet/infer", content=body,
+                      headers={**bearer, "Content-Encoding": "deflate"}).status_code == 200
+
+
+def test_resize_flag_must_be_a_flag(client):
+    digit = (IMAGES / "001.png").read_bytes()
+    assert_error(client.post("/predict/lenet?resize=maybe", content=digit, headers={"Content-Type": "image/png"}),
+                 400, "?resize= must be true or false")
+    assert client.post("/predict/lenet?resize=false", content=digit, headers={"Content-Type": "image/png"}).status_code == 200
