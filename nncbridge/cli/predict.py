@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from ..predictor import load
 
     if args.ray is not None:
-        from ..ray.cluster import import_ray
+        from ..ray.cluster import require_ray
 
-        import_ray()  # fails at once, saying how to install it
+        require_ray()  # fails at once, saying how to install it
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
     rows = count_rows(args.dataset) if show_bar or (args.processes is None and args.ray is None) else None
     processes = args.processes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -13,6 +14,13 @@ from ..errors import BackendError
 RAY_MISSING = 'Ray is not installed: pip install "nncbridge[ray]"'
 LOCAL = "local"
 """The address that asks for a new Ray instance on this machine, on 127.0.0.1 only."""
+
+
+def require_ray() -> None:
+    """A BackendError naming the extra that installs Ray if it is missing; Ray itself is not imported
+    (importing it before ``connected`` would fix its choice of addresses too early)."""
+    if importlib.util.find_spec("ray") is None:
+        raise BackendError(RAY_MISSING)
 
 
 def import_ray() -> ModuleType:
