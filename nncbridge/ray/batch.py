@@ -73,8 +73,7 @@ class ActorPool(Executor):
             self._tasks[k] += 1
         result: Future[Any] = Future()
         task = self._actors[k].run.remote(self._setup, partial(fn, **kwargs) if kwargs else fn, *args)
-        task.future().add_done_callback(
-            partial(self._finish, k, result))
+        task.future().add_done_callback(partial(self._finish, k, result))
         return result
 
     def _finish(self, k: int, result: Future[Any], done: Future[Any]) -> None:
@@ -90,6 +89,8 @@ class ActorPool(Executor):
                     f"a task failed on a Ray worker: {_first_line(e)}"))
             except self._ray.exceptions.RayError as e:  # the actor is gone after its retries
                 result.set_exception(BrokenExecutor(f"Ray worker lost after {RETRIES} restarts: {_first_line(e)}"))
+            except Exception as e:  # noqa: BLE001 - whatever it is, the waiting side must hear of it
+                result.set_exception(BackendError(f"a Ray task failed: {type(e).__name__}: {e}"))
         except InvalidStateError:  # cancelled meanwhile: nobody waits for it
             pass
 
