@@ -38,6 +38,14 @@ class InputError(NncBridgeError):
     """Data given to a predictor does not fit the model's inputs."""
 
 
+class RequestError(InputError):
+    """An HTTP request to the model server cannot be served; ``status`` is the HTTP status it gets."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class DatasetError(NncBridgeError):
     """A dataset CSV or one of its cells cannot be used."""
 

@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 
 from .dataset.images import image_channels, image_to_array, is_image_shape, pixels_to_input
-from .errors import InputError, NncBridgeError, NncBridgeWarning
+from .errors import FormatError, InputError, NncBridgeError, NncBridgeWarning
 from .model.graph import divides_images_by_255
 
 ModelSource = Union[str, "os.PathLike[str]", bytes]
@@ -91,13 +91,36 @@ class Predictor:
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, self._rebuild_arguments())
 
-    def _rebuild_arguments(self, single_threaded: bool = False) -> tuple[Any, ...]:
+    def _rebuild_arguments(self, single_threaded: bool = False, portable: bool = False) -> tuple[Any, ...]:
         """What ``_rebuild`` needs to make this predictor again (in another process, say);
-        ``single_threaded`` asks onnxruntime for one intra-op thread unless the caller chose."""
+        ``single_threaded`` asks onnxruntime for one intra-op thread unless the caller chose;
+        ``portable`` gives the model as ``.nnp`` bytes (for another machine) instead of a path."""
         options = dict(self._options)
         if single_threaded and self.backend == "onnxruntime":
             options.setdefault("intra_op_num_threads", 1)
-        return (self._source, self._executor_name, self._backend_name, options)
+        return (self.nnp_bytes() if portable else self._source, self._executor_name, self._backend_name, options)
+
+    def nnp_bytes(self) -> bytes:
+        """The model as ``.nnp`` archive bytes (a zip file's own bytes; loose parts written as one
+        archive), to build the same predictor where the file is not: ``Predictor(p.nnp_bytes(),
+        executor=p.executor)``."""
+        import tempfile
+        import zipfile
+
+        from .format.reader import read
+        from .format.writer import write
+
+        if isinstance(self._source, bytes):
+            return self._source
+        if zipfile.is_zipfile(self._source):
+            try:
+                return Path(self._source).read_bytes()
+            except OSError as e:
+                raise FormatError(f"{self._source}: cannot read: {e.strerror}") from None
+        with tempfile.TemporaryDirectory(prefix="nncbridge-") as folder:
+            archive = Path(folder, "model.nnp")
+            write(read(self._source), archive)
+            return archive.read_bytes()
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}←{i.data_name}{list(i.shape)}" for i in self.inputs)

@@ -18,6 +18,7 @@ COMMANDS = {
     "convert": "Convert one executor of a model to ONNX.",
     "predict": "Run a model over a Console dataset CSV and write Console's output CSV.",
     "evaluate": "Score a model on a labelled dataset CSV (or an output CSV): Console's Evaluation tab.",
+    "serve": "Serve models over HTTP: Open Inference Protocol v2, /predict for images and a page at /.",
 }
 
 EXIT_UNREADABLE = 2

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", help="Console dataset CSV (header like x:image,y:label)")
     p.add_argument("-o", "--output", required=True, help="output CSV (nnabla_cli forward layout)")
     add_run_arguments(p)
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on a Ray cluster: ADDRESS (auto, HOST:PORT, ray://HOST:PORT), else RAY_ADDRESS, "
+                   "else a new local Ray; --processes then counts Ray workers (default: one per CPU of the "
+                   "cluster). Every node must see the dataset's files at the same paths")
     p.add_argument("--values-in-columns", action="store_true",
                    help="write matrix and map outputs as values in columns (y'__0 …) instead of CSV/PNG files")
     p.add_argument("--json", action="store_true", help="print a JSON summary (rows, seconds, rows/s)")
@@ -47,9 +51,17 @@ def run(args: argparse.Namespace) -> int:
     from ..dataset.batch import predict_csv
 
     with prepared_run(args, args.dataset) as (predictor, processes, progress):
-        summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
-                              workers=args.workers, skip_errors=args.skip_errors, progress=progress,
-                              processes=processes, output_files=not args.values_in_columns)
+        if args.ray is not None:
+            from ..ray.batch import predict_csv as predict_csv_on_ray
+
+            summary = predict_csv_on_ray(predictor, args.dataset, args.output, address=args.ray or None,
+                                         workers=args.processes, batch_size=args.batch_size,
+                                         skip_errors=args.skip_errors, progress=progress,
+                                         output_files=not args.values_in_columns)
+        else:
+            summary = predict_csv(predictor, args.dataset, args.output, batch_size=args.batch_size,
+                                  workers=args.workers, skip_errors=args.skip_errors, progress=progress,
+                                  processes=processes, output_files=not args.values_in_columns)
     for message in summary.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.json:
@@ -68,14 +80,21 @@ def prepared_run(args: argparse.Namespace,
     from ..dataset.batch import count_rows
     from ..predictor import load
 
+    on_ray = getattr(args, "ray", None) is not None  # evaluate has no --ray
+    if on_ray:
+        from ..ray.cluster import require_ray
+
+        require_ray()  # fails at once, saying how to install it
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
-    rows = count_rows(dataset) if show_bar or args.processes is None else None
+    rows = count_rows(dataset) if show_bar or (args.processes is None and not on_ray) else None
     processes = args.processes
-    if processes is None:
+    if on_ray:
+        processes = 0  # the Ray workers predict; this process reads and writes
+    elif processes is None:
         cpus = os.cpu_count() or 1
         processes = min(cpus - 1, 7) if cpus > 1 and rows is not None and rows >= PROCESSES_FROM_ROWS else 0
-    # With worker processes this process predicts too, on one thread like each of them.
-    threads = args.threads or (1 if processes else None)
+    # With worker processes this process predicts too, on one thread like each of them (and Ray's).
+    threads = args.threads or (1 if processes or on_ray else None)
     options = {"intra_op_num_threads": threads} if threads and args.backend != "nnabla" else {}
     predictor = load(args.model, executor=args.executor, backend=args.backend, **options)
     bar = None

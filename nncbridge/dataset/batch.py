@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import stat
+import tempfile
 import time
 import warnings
 from collections import deque
@@ -39,6 +41,12 @@ if TYPE_CHECKING:
 _Rows = list[tuple[int, int, list[str]]]  # (data row number from 0, CSV line number, cells)
 _PROCESS_TASK_ROWS = 512
 
+WorkerPool = Callable[[Callable[..., None], tuple[Any, ...]], tuple[Executor, int]]
+"""Workers that may be on other machines (``nncbridge.ray`` makes them): given the function each worker
+runs once before its first task and that function's arguments, the ``Executor`` over the workers and how
+many tasks they run at once. Such workers get the model as bytes and send the output files they make
+back with their results, so they need to see no file but the dataset's."""
+
 
 @dataclass
 class Summary:
@@ -47,11 +55,13 @@ class Summary:
     seconds: float = 0.0
     output: str = ""
     processes: int = 0
+    nodes: dict[str, int] = field(default_factory=dict)  # tasks run per cluster node (nncbridge.ray)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "skipped": len(self.skipped), "seconds": round(self.seconds, 3),
-                "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
-                "output": self.output, "processes": self.processes}
+        summary = {"rows": self.rows, "skipped": len(self.skipped), "seconds": round(self.seconds, 3),
+                   "rows_per_second": round(self.rows / self.seconds, 1) if self.seconds > 0 else None,
+                   "output": self.output, "processes": self.processes}
+        return summary | ({"nodes": self.nodes} if self.nodes else {})
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class _Plan:
     # Per output, how nnabla_cli forward writes it (csv_io.output_layout); files go to output_folder.
     output_layouts: tuple[tuple[str, int], ...]
     output_folder: str
+    # Workers write output files in a folder of their own and return them with their results.
+    files_travel: bool = False
     # Per binding, its column furthest right: a row must reach it (vector columns may be in any order).
     rightmost: tuple[Column, ...] = field(init=False)
     writes_files: bool = field(init=False)
@@ -83,12 +95,13 @@ class _ChunkResult:
     text: str
     rows: int
     errors: list[str]
+    files: list[tuple[str, bytes]] = field(default_factory=list)  # (path in the output folder, content)
 
 
 def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: str | os.PathLike[str],
                 batch_size: int = 64, workers: int | None = None, skip_errors: bool = False,
                 progress: Callable[[int], None] | None = None, processes: int = 0,
-                output_files: bool = True) -> Summary:
+                output_files: bool = True, worker_pool: WorkerPool | None = None) -> Summary:
     """Run ``predictor`` on every row of a Console dataset CSV; write Console's output CSV atomically.
     Outputs that are matrices or (C, H, W) maps per sample become files beside ``output``, named in
     its cells, as ``nnabla_cli forward`` writes them; they appear only if the run succeeds.
@@ -100,6 +113,8 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
     runs chunks with ``predictor`` whenever they are all busy: so give ``predictor`` one thread too,
     and use one process fewer than CPUs. Worth it for big datasets of images. A script that uses
     processes must guard its entry point with ``if __name__ == "__main__":``.
+    ``worker_pool``: run the chunks on those workers instead (``processes`` and ``workers`` are then
+    unused, and this process predicts nothing itself).
     """
     if batch_size < 1:
         raise DatasetError(f"batch size must be positive, got {batch_size}")
@@ -111,7 +126,8 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
         folder = os.path.dirname(os.path.abspath(output))
         plan = _Plan(str(table.path), str(table.folder), tuple(table.columns), _bind(table, predictor),
                      predictor.normalize_images, skip_errors, batch_size,
-                     tuple(output_layout(o.shape, output_files) for o in predictor.outputs), folder)
+                     tuple(output_layout(o.shape, output_files) for o in predictor.outputs), folder,
+                     files_travel=worker_pool is not None)
         # Matrix and map outputs go to files beside the CSV: staged, and moved in only on success.
         with staging_folder(folder) if plan.writes_files else contextlib.nullcontext(folder) as files_folder:
             plan = replace(plan, output_folder=files_folder)
@@ -120,7 +136,7 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
                 header += output_columns(o.data_name or o.name, o.shape, output_files)
             with atomic_output(output, "w", encoding="utf-8", newline="") as f:
                 csv.writer(f, lineterminator="\n").writerow(header)
-                _write_rows(predictor, plan, table, f, summary, workers, processes, progress)
+                _write_rows(predictor, plan, table, f, summary, workers, processes, progress, worker_pool)
                 if plan.writes_files:
                     try:
                         move_into(files_folder, folder)
@@ -131,19 +147,27 @@ def predict_csv(predictor: Predictor, dataset: str | os.PathLike[str], output: s
 
 
 def _write_rows(predictor: Predictor, plan: _Plan, table: DatasetCsv, f: Any, summary: Summary,
-                workers: int | None, processes: int, progress: Callable[[int], None] | None) -> None:
-    pool, task, parallel = _pool(predictor, plan, workers, processes)
-    # With worker processes, this process runs chunks too while they are all busy.
-    local_task = partial(_run_task, predictor, plan) if processes else None
+                workers: int | None, processes: int, progress: Callable[[int], None] | None,
+                worker_pool: WorkerPool | None) -> None:
+    if worker_pool is not None:
+        pool, parallel = worker_pool(_start_worker, (predictor._rebuild_arguments(True, portable=True), plan))
+        task: Callable[[_Rows], _ChunkResult] = _run_task_in_worker
+        summary.processes = parallel
+    else:
+        pool, task, parallel = _pool(predictor, plan, workers, processes)
+    # With local worker processes, this process runs chunks too while they are all busy.
+    local_task = partial(_run_task, predictor, plan) if processes and worker_pool is None else None
     try:
         # A couple of tasks ahead of every worker keeps them busy while memory stays flat.
         # A task sent to a process costs ~0.5 ms in this one, so those get several batches.
-        task_rows = plan.batch_size * (max(1, _PROCESS_TASK_ROWS // plan.batch_size) if processes else 1)
+        batches_per_task = max(1, _PROCESS_TASK_ROWS // plan.batch_size) if processes or worker_pool else 1
         numbered = ((i, line, cells) for i, (line, cells) in enumerate(table.rows()))
-        for result in _in_order(pool, task, _chunks(numbered, task_rows), 2 * parallel + 1, local_task):
+        chunks = _chunks(numbered, plan.batch_size * batches_per_task)
+        for result in _in_order(pool, task, chunks, 2 * parallel + 1, local_task):
             if result.errors and not plan.skip_errors:
                 raise DatasetError(result.errors[0])
             summary.skipped += result.errors
+            _write_files(plan.output_folder, result.files)
             f.write(result.text)
             summary.rows += result.rows
             if progress is not None:
@@ -152,6 +176,18 @@ def _write_rows(predictor: Predictor, plan: _Plan, table: DatasetCsv, f: Any, su
         raise BackendError(f"a worker process stopped unexpectedly ({e})") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_files(folder: str, files: list[tuple[str, bytes]]) -> None:
+    """Output files a worker made elsewhere, written where it would have written them here."""
+    for name, content in files:
+        path = os.path.join(folder, name)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(content)
+        except OSError as e:
+            raise DatasetError(f"cannot write an output file in {folder}: {e}") from None
 
 
 def _chunks(rows: Iterator[tuple[int, int, list[str]]], size: int) -> Iterator[_Rows]:
@@ -232,7 +268,26 @@ def _start_worker(rebuild: tuple[Any, ...], plan: _Plan) -> None:
 
 def _run_task_in_worker(rows: _Rows) -> _ChunkResult:
     assert _worker is not None, "worker process was not initialized"
-    return _run_task(_worker[0], _worker[1], rows)
+    predictor, plan = _worker
+    if not (plan.files_travel and plan.writes_files):
+        return _run_task(predictor, plan, rows)
+    folder = tempfile.mkdtemp(prefix="nncbridge-worker-")
+    try:
+        result = _run_task(predictor, replace(plan, output_folder=folder), rows)
+        result.files = _collect_files(folder)
+        return result
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _collect_files(folder: str) -> list[tuple[str, bytes]]:
+    files = []
+    for parent, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                files.append((os.path.relpath(path, folder), f.read()))
+    return files
 
 
 def _run_task(predictor: Predictor, plan: _Plan, rows: _Rows) -> _ChunkResult:
