@@ -152,9 +152,52 @@ def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
     model = write_nnp(tmp_path / "vec.nnp", identity_nntxt((3,)))
     out = tmp_path / "out"
     out.mkdir()
-    proc = _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16")
+    proc = _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16",
+                "--processes", "1")
     names = _kill_while_writing(proc, out, "result.csv")
     _assert_only_partials(names, "result.csv")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds child processes through /proc (Linux)")
+def test_worker_processes_end_when_predict_is_killed(tmp_path, big_csv):
+    """SIGKILL leaves a predict's worker processes no shutdown; they must not wait for tasks forever."""
+    model = write_nnp(tmp_path / "vec.nnp", identity_nntxt((3,)))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16",
+                "--processes", "1")
+    deadline = time.monotonic() + 60
+    while not (workers := _children(proc.pid)):
+        assert proc.poll() is None and time.monotonic() < deadline, "no worker process started"
+        time.sleep(0.01)
+    _kill_while_writing(proc, out, "result.csv")
+    deadline = time.monotonic() + 20
+    while (alive := [p for p in workers if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"worker processes {alive} outlived the killed predict by 20 s"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_predict_error_midway_removes_its_temporary_file(tmp_path, big_csv):

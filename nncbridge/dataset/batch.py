@@ -207,8 +207,8 @@ def _pool(predictor: Predictor, plan: _Plan, workers: int | None,
 
         # spawn, not fork: the parent already runs onnxruntime's threads.
         pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker,
-                                   initargs=(predictor._rebuild_arguments(single_threaded=True), plan))
+                                   initializer=_start_process_worker,
+                                   initargs=(os.getpid(), predictor._rebuild_arguments(single_threaded=True), plan))
         return pool, _run_task_in_worker, processes
     threads = workers or min(8, os.cpu_count() or 1)
     return (ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nncbridge-predict"),
@@ -264,6 +264,21 @@ def _start_worker(rebuild: tuple[Any, ...], plan: _Plan) -> None:
     with warnings.catch_warnings():  # the caller's process has shown the model's warnings once
         warnings.simplefilter("ignore", NncBridgeWarning)
         _worker = (_rebuild(*rebuild), plan)
+
+
+def _start_process_worker(parent: int, rebuild: tuple[Any, ...], plan: _Plan) -> None:
+    """``_start_worker`` in a local worker process that ends itself once ``parent`` is gone: a parent
+    killed with SIGKILL cannot shut its pool down, and the worker would wait for tasks forever."""
+    import threading
+
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="nncbridge-parent-watch").start()
+    _start_worker(rebuild, plan)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _run_task_in_worker(rows: _Rows) -> _ChunkResult:
