@@ -278,6 +278,11 @@ def test_page_reads_digits_drawn_with_pointer_strokes(browser_page, tmp_path):
     correct_voted = sum(v == d for d, v in enumerate(voted))
     assert correct_read >= 9 and correct_voted >= 8, f"recognizer read {read}, Siamese voted {voted}"
 
+    page.hover("#embedding .gallery circle >> nth=0", force=True)
+    tip = page.inner_text("#map-tip").split()  # "training digit 716: a 4" (the dot on top where we point)
+    labels = json.loads((DEMO / "page" / "gallery.json").read_text(encoding="utf-8"))["labels"]
+    assert page.is_visible("#map-tip") and labels[int(tip[2].rstrip(":")) - 1] == int(tip[-1]), tip
+
     page.click("#clear")
     _draw(page, 3)
     shot = Path(os.environ.get("HANDWRITING_SCREENSHOT") or tmp_path / "screenshot.png")

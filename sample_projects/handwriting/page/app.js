@@ -149,17 +149,21 @@ function vote(neighbours) {
   return {winner, count: most};
 }
 
-function thumbnail(index, label) {
+function showThumbnail(picture, index, scale) {
+  // gallery.png holds the thumbnails in rows of `columns`, in gallery order
   const {size, columns} = gallery.thumbnail;
-  const scale = 2.4;  // 20 px thumbnails shown at 48 px (style.css)
-  const cell = document.createElement("figure");
-  cell.className = "neighbour";
-  const picture = document.createElement("div");
-  picture.className = "thumb";
   picture.style.backgroundImage = `url(${gallery.thumbnail.file})`;
   picture.style.backgroundSize = `${columns * size * scale}px auto`;
   picture.style.backgroundPosition =
     `-${(index % columns) * size * scale}px -${Math.floor(index / columns) * size * scale}px`;
+}
+
+function thumbnail(index, label) {
+  const cell = document.createElement("figure");
+  cell.className = "neighbour";
+  const picture = document.createElement("div");
+  picture.className = "thumb";
+  showThumbnail(picture, index, 2.4);  // 20 px thumbnails shown at 48 px (style.css)
   const caption = document.createElement("figcaption");
   caption.textContent = String(label);
   caption.style.background = COLOURS[label];
@@ -217,6 +221,18 @@ function buildMap() {
     const [cx, cy] = toScreen(p);
     svgElement("circle", {cx: cx.toFixed(1), cy: cy.toFixed(1), r: 2.4, fill: COLOURS[gallery.labels[i]]}, dots);
   });
+  dots.addEventListener("pointerover", (event) => {
+    const index = Array.prototype.indexOf.call(dots.children, event.target);
+    if (index < 0) return;
+    const tip = $("map-tip");
+    showThumbnail(tip.querySelector(".thumb"), index, 2.4);
+    tip.querySelector("span").textContent = `training digit ${index + 1}: a ${gallery.labels[index]}`;
+    const box = $("embedding").getBoundingClientRect(), dot = event.target.getBoundingClientRect();
+    tip.style.left = `${dot.left - box.left + 10}px`;
+    tip.style.top = `${dot.top - box.top + 10}px`;
+    tip.hidden = false;
+  });
+  dots.addEventListener("pointerout", () => { $("map-tip").hidden = true; });
   const names = svgElement("g", {class: "cluster-labels"}, svg);
   for (let digit = 0; digit < 10; digit++) {
     const mine = gallery.points.filter((_, i) => gallery.labels[i] === digit);
@@ -226,7 +242,7 @@ function buildMap() {
     text.textContent = String(digit);
   }
   const drawn = svgElement("g", {class: "drawn"}, svg);
-  $("embedding").replaceChildren(svg);
+  $("embedding").prepend(svg);
   map = {svg, toScreen, drawn, width, height};
 }
 
