@@ -145,6 +145,20 @@ def test_committed_gallery_is_what_make_gallery_writes(tmp_path):
         [149, 152, 148, 153, 151, 152, 151, 149, 145, 150]
 
 
+@pytest.mark.nnabla
+def test_committed_gallery_points_are_nnabla_s(tmp_path):
+    """The map's points against nnabla's own forward pass of siamese.nnp on the same digits."""
+    import nnabla as nn
+
+    pytest.importorskip("sklearn")
+    nn.clear_parameters()
+    maker = _load_module(DEMO / "make_gallery.py", "handwriting_make_gallery")
+    digits, _ = maker.gallery_images()
+    theirs = nncbridge.load(maker.MODEL, backend="nnabla").predict(digits)
+    committed = json.loads((DEMO / "page" / "gallery.json").read_text(encoding="utf-8"))["points"]
+    np.testing.assert_allclose(np.array(committed), theirs, rtol=0, atol=1e-4)
+
+
 # ---- the app as a real process ------------------------------------------------------------------
 def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     try:
