@@ -157,3 +157,159 @@ def test_metrics_count_requests_and_batches(client):
     assert f'nncbridge_batch_size_count{{model="{LENET_NAME}"}}' in text
     assert "nncbridge_request_duration_seconds_bucket" in text
     json.dumps(text)  # plain text
+
+
+# -- a model with two inputs (an RGB image and a vector) and two outputs: preprocessing from first principles
+TWO_INPUTS = """
+network {
+  name: "MainRuntime"
+  batch_size: 1
+  variable { name: "Image" type: "Buffer" shape: { dim: -1 dim: 3 dim: 8 dim: 6 } }
+  variable { name: "Vector" type: "Buffer" shape: { dim: -1 dim: 2 } }
+  variable { name: "ImageOut" type: "Buffer" shape: { dim: -1 dim: 3 dim: 8 dim: 6 } }
+  variable { name: "VectorOut" type: "Buffer" shape: { dim: -1 dim: 2 } }
+  function { name: "ImageOut" type: "Identity" input: "Image" output: "ImageOut" }
+  function { name: "VectorOut" type: "Identity" input: "Vector" output: "VectorOut" }
+}
+executor {
+  name: "Executor"
+  network_name: "MainRuntime"
+  data_variable { variable_name: "Image" data_name: "x" }
+  data_variable { variable_name: "Vector" data_name: "x2" }
+  output_variable { variable_name: "ImageOut" data_name: "y" }
+  output_variable { variable_name: "VectorOut" data_name: "y2" }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_input_server(tmp_path_factory):
+    from tests.models import write_nnp
+
+    path = write_nnp(tmp_path_factory.mktemp("serve") / "pair.nnp", TWO_INPUTS)
+    s = Server([str(path)])
+    yield s
+    s.stop()
+
+
+def test_two_inputs_by_form_and_v2(two_input_server):
+    rng = np.random.RandomState(5)
+    pixels = rng.randint(0, 256, (8, 6, 3), dtype=np.uint8)
+    png = io_png(Image.fromarray(pixels))
+    # Console: 8-bit values times 1/255 (in float64, then float32), channels first
+    want_image = (pixels.transpose(2, 0, 1).astype(np.float64) * (1.0 / 255.0)).astype(np.float32)
+    with httpx.Client(base_url=two_input_server.url, timeout=30) as c:
+        r = c.post("/predict/pair", files={"x": ("p.png", png, "image/png"), "x2": (None, "[1.5, -2]")})
+        assert r.status_code == 200, r.text
+        outputs = r.json()["outputs"]
+        assert list(outputs) == ["y", "y2"]
+        assert np.array_equal(np.float32(outputs["y"]), want_image)
+        assert outputs["y2"] == [1.5, -2.0]
+        gray = Image.fromarray(pixels[:, :, 0])  # a grayscale image for an RGB input: R = G = B
+        r = c.post("/predict/pair", files={"Image": ("g.png", io_png(gray), "image/png"), "Vector": (None, "[0, 0]")})
+        assert np.array_equal(np.float32(r.json()["outputs"]["y"]),
+                              np.repeat(want_image[:1], 3, axis=0)), r.text
+        r = c.post("/predict/pair", json={"x2": [1, 2], "x": want_image.tolist()})
+        assert r.status_code == 200 and np.array_equal(np.float32(r.json()["outputs"]["y"]), want_image)
+        r = c.post("/predict/pair", files={"x": ("p.png", png, "image/png")})
+        assert r.status_code == 400 and "missing input(s) 'x2'" in r.json()["error"]
+        r = c.post("/predict/pair", content=png, headers={"Content-Type": "image/png"})
+        assert r.status_code == 400 and "2 inputs" in r.json()["error"]
+    client = triton.InferenceServerClient(two_input_server.host_port)
+    image = triton.InferInput("Image", [2, 3, 8, 6], "FP32")
+    image.set_data_from_numpy(np.stack([want_image, want_image * 2]), binary_data=True)
+    vector = triton.InferInput("Vector", [2, 2], "FP32")
+    vector.set_data_from_numpy(np.float32([[1, 2], [3, 4]]), binary_data=False)
+    result = client.infer("pair", [vector, image], outputs=[triton.InferRequestedOutput("VectorOut")])
+    assert result.as_numpy("ImageOut") is None  # only the requested output comes back
+    assert np.array_equal(result.as_numpy("VectorOut"), np.float32([[1, 2], [3, 4]]))
+    client.close()
+
+
+def io_png(image: Image.Image) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+# -- the Python API ----------------------------------------------------------------------------------------
+def test_create_app_in_process_with_a_predictor_and_page_dir(tmp_path):
+    import asyncio
+
+    from nncbridge.serve import create_app
+
+    (tmp_path / "index.html").write_text("<h1>my digits page</h1>")
+    (tmp_path / "extra.css").write_text("h1 {}")
+    predictor = nncbridge.load(LENET)
+    app = create_app({"digits": predictor}, page_dir=tmp_path, max_batch_size=4)
+
+    async def use() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as c:
+            assert (await c.get("/")).text == "<h1>my digits page</h1>"
+            assert (await c.get("/extra.css")).text == "h1 {}"
+            assert "nncbridge" in (await c.get("/app.js")).text  # the built-in page's files are still there
+            assert (await c.get("/missing.js")).status_code == 404
+            digit = (IMAGES / "002.png").read_bytes()
+            r = await c.post("/predict/digits", content=digit, headers={"Content-Type": "image/png"})
+            assert np.array_equal(np.float32(r.json()["outputs"]["y'"]), predictor.predict(str(IMAGES / "002.png")))
+
+    asyncio.run(use())
+    asyncio.run(use())  # a second event loop: the app serves on it too
+
+
+def test_create_app_refuses_bad_settings(tmp_path):
+    from nncbridge.serve import create_app
+
+    with pytest.raises(nncbridge.InputError, match="cannot be used in a URL"):
+        create_app({"my model": LENET})
+    with pytest.raises(nncbridge.InputError, match="max_batch_size"):
+        create_app({"m": LENET}, max_batch_size=0)
+    with pytest.raises(nncbridge.InputError, match="no models"):
+        create_app({})
+    with pytest.raises(nncbridge.InputError, match="not a folder"):
+        create_app({"m": LENET}, page_dir=tmp_path / "nope")
+    with pytest.raises(nncbridge.FormatError):
+        create_app({"m": tmp_path / "missing.nnp"})
+
+
+def test_import_nncbridge_does_not_import_the_server():
+    import subprocess
+    import sys
+
+    code = ("import sys, json, nncbridge, nncbridge.serve, nncbridge.cli; nncbridge.cli.build_parser(); "
+            "print(json.dumps([m for m in ('fastapi', 'starlette', 'uvicorn', 'prometheus_client') if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_cli_errors_and_help():
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "nncbridge", "serve", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    done = run("--help")
+    assert done.returncode == 0 and "--max-batch-size" in done.stdout and "NNCBRIDGE_TOKEN" in done.stdout
+    done = run("missing.nnp", "--port", "0")
+    assert done.returncode == 2 and "missing.nnp" in done.stderr and "Traceback" not in done.stderr
+    done = run(f"a={LENET}", f"a={BINARY}", "--port", "0")
+    assert done.returncode == 2 and "two models are named 'a'" in done.stderr
+    done = run(str(LENET), "--max-body", "lots")
+    assert done.returncode == 2 and "not a size" in done.stderr
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests(server, references, algorithm):
+    c = triton.InferenceServerClient(server.host_port)
+    tensor = triton.InferInput("Input", [4, 1, 28, 28], "FP32")
+    tensor.set_data_from_numpy(digits_batch(IMAGE_NAMES), binary_data=True)
+    result = c.infer(LENET_NAME, [tensor], request_compression_algorithm=algorithm,
+                     response_compression_algorithm=algorithm)  # the server may answer uncompressed
+    refs = references["lenet-10class-2017.nnp"]
+    np.testing.assert_allclose(result.as_numpy("Softmax"), np.stack([refs[n] for n in IMAGE_NAMES]), rtol=0, atol=1e-6)
+    c.close()

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,27 +72,37 @@ def run(args: argparse.Namespace) -> int:
 def serve_here(models: dict[str, str], options: dict[str, Any], host: str, port: int) -> int:
     """Serve the app in this process with uvicorn until SIGINT or SIGTERM (in-flight requests finish)."""
     try:
-        import uvicorn
-    except ImportError:
-        print("nncbridge serve: needs the serve extra: pip install 'nncbridge[serve]'", file=sys.stderr)
-        return 2
-    from ..serve import create_app
+        from ..serve import create_app
 
-    app = create_app(models, **options)
-    sock = listening_socket(host, port)
-    bound_port = sock.getsockname()[1]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
-    for name, path in models.items():
-        print(f"model {name!r} from {path}: {url}/v2/models/{name}/infer  {url}/predict/{name}")
+        app = create_app(models, **options)
+    except ImportError as e:
+        print(f"nncbridge serve: {e}", file=sys.stderr)
+        return 2
     token = options.get("token") or os.environ.get("NNCBRIDGE_TOKEN")
     if not token and not is_loopback(host):
         print(f"nncbridge serve: warning: listening on {host} without a token: anyone who can reach it can "
               "use the models (set NNCBRIDGE_TOKEN)", file=sys.stderr)
-    print(f"listening on {url} (page: {url}/ , Ctrl+C to stop)", flush=True)
+
+    def announce(url: str) -> None:
+        for name, path in models.items():
+            print(f"model {name!r} from {path}: {url}/v2/models/{name}/infer  {url}/predict/{name}")
+        print(f"listening on {url} (page: {url}/ , Ctrl+C to stop)", flush=True)
+
+    serve_app(app, host, port, announce)
+    return 0
+
+
+def serve_app(app: Any, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Run an ASGI app with uvicorn on ``host:port`` (0: a free port), calling ``announce(url)`` once
+    the socket listens. Returns after SIGINT or SIGTERM, once in-flight requests have finished."""
+    import uvicorn
+
+    sock = listening_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    announce(f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}")
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
                             server_header=False)
     uvicorn.Server(config).run(sockets=[sock])
-    return 0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import BackendError, InputError, NncBridgeError, RequestError
+from ..errors import InputError, NncBridgeError, RequestError
 from ..predictor import Predictor, TensorInfo
 from . import protocol
 from .batching import Batcher
@@ -40,7 +41,7 @@ PAGE_PACKAGE = ("nncbridge.serve", "page")
 log = logging.getLogger("nncbridge.serve")
 
 
-class Model:
+class ServedModel:
     """One served model: its predictor and its batcher."""
 
     def __init__(self, name: str, predictor: Predictor, batcher: Batcher) -> None:
@@ -89,7 +90,7 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
         raise InputError(f"page_dir {os.fspath(page_dir)} is not a folder")
     predictors = load_models(models, backend, executor)
     metrics = Metrics()
-    served = {name: Model(name, p, Batcher(p, max_batch_size, max_delay_ms / 1000.0, metrics.batch_observer(name)))
+    served = {name: ServedModel(name, p, Batcher(p, max_batch_size, max_delay_ms / 1000.0, metrics.batch_observer(name)))
               for name, p in predictors.items()}
 
     @asynccontextmanager
@@ -103,7 +104,7 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
     app.state.models = served
     app.state.metrics = metrics
 
-    def lookup(name: str, version: str | None = None) -> Model:
+    def lookup(name: str, version: str | None = None) -> ServedModel:
         model = served.get(name)
         if model is None:
             raise RequestError(f"unknown model {name!r}; served models: {', '.join(sorted(served))}", 404)
@@ -120,11 +121,9 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
             response = await handle()
         except RequestError as e:
             response = error_response(e.status, str(e))
-        except InputError as e:
+        except InputError as e:  # what Predictor says about the data
             response = error_response(400, str(e))
-        except BackendError as e:
-            response = error_response(500, str(e))
-        except NncBridgeError as e:
+        except NncBridgeError as e:  # BackendError and anything else about the model: the server's fault
             response = error_response(500, str(e))
         except Exception as e:  # noqa: BLE001 - the server keeps serving; the log has the traceback
             log.exception("%s %s failed", request.method, request.url.path)
@@ -174,6 +173,8 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
             model = lookup(name, version)
             with model.batcher.arriving():
                 body = await request.body()
+                if request.headers.get("content-encoding"):
+                    body = await off_loop(len(body), decoded_body, body, request.headers["content-encoding"], max_body)
                 header_length = request.headers.get(protocol.HEADER_LENGTH)
                 parsed = await off_loop(len(body), protocol.parse_infer_request, body, header_length,
                                         model.predictor)
@@ -198,9 +199,10 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
         return json_response({"models": [describe_model(m) for m in served.values()]})
 
     @app.post("/predict/{name}")
-    async def predict(request: Request, name: str, resize: bool = False) -> Response:
+    async def predict(request: Request, name: str) -> Response:
         async def handle() -> Response:
             model = lookup(name)
+            resize = query_flag(request, "resize")
             with model.batcher.arriving():
                 feeds = await console_feeds(request, model, resize)
             results = await model.batcher.submit(feeds)
@@ -223,8 +225,10 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
     async def request_error(request: Request, exc: RequestError) -> Response:
         return error_response(exc.status, str(exc))
 
-    app.mount("/", StaticFiles(directory=page_dir, packages=[PAGE_PACKAGE], html=True, check_dir=True)
-              if page_dir is not None else StaticFiles(packages=[PAGE_PACKAGE], html=True), name="page")
+    # The page's files answer whatever no route matched at all (a route matching only by path still
+    # answers 405): page_dir's first, then the built-in ones. StaticFiles stays inside its folders.
+    app.router.default = StaticFiles(directory=page_dir, packages=[PAGE_PACKAGE], html=True) \
+        if page_dir is not None else StaticFiles(packages=[PAGE_PACKAGE], html=True)
     app.add_middleware(BodyLimit, limit=max_body)
     if token:
         app.add_middleware(BearerToken, token=token)
@@ -232,7 +236,7 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
 
 
 # -- request bodies of /predict ---------------------------------------------------------------------
-async def console_feeds(request: Request, model: Model, resize: bool) -> dict[str, np.ndarray]:
+async def console_feeds(request: Request, model: ServedModel, resize: bool) -> dict[str, np.ndarray]:
     """Float32 batches of one sample for every input, from an image body, a multipart form or JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     predictor = model.predictor
@@ -253,7 +257,7 @@ async def console_feeds(request: Request, model: Model, resize: bool) -> dict[st
         "(curl -F x=@digit.png), or JSON {\"x\": [...]} keyed by the input's data or variable name", 415)
 
 
-def only_image_input(model: Model) -> TensorInfo:
+def only_image_input(model: ServedModel) -> TensorInfo:
     inputs = model.predictor.inputs
     if len(inputs) != 1:
         raise RequestError(f"model {model.name!r} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}): "
@@ -290,7 +294,7 @@ def image_sample(predictor: Predictor, info: TensorInfo, data: bytes, resize: bo
     return predictor.sample_array(info, image, resize)
 
 
-def json_feeds(model: Model, values: dict[str, Any], resize: bool) -> dict[str, np.ndarray]:
+def json_feeds(model: ServedModel, values: dict[str, Any], resize: bool) -> dict[str, np.ndarray]:
     """One sample per input from JSON numbers keyed by data or variable name."""
     assigned: dict[str, np.ndarray] = {}
     for key, value in values.items():
@@ -301,7 +305,7 @@ def json_feeds(model: Model, values: dict[str, Any], resize: bool) -> dict[str, 
     return complete(model, assigned)
 
 
-async def form_feeds(request: Request, model: Model, resize: bool) -> dict[str, np.ndarray]:
+async def form_feeds(request: Request, model: ServedModel, resize: bool) -> dict[str, np.ndarray]:
     try:
         form = await request.form(max_files=len(model.predictor.inputs), max_fields=len(model.predictor.inputs))
     except RequestError:
@@ -332,7 +336,7 @@ async def form_feeds(request: Request, model: Model, resize: bool) -> dict[str, 
         await form.close()
 
 
-def input_named(model: Model, key: str) -> TensorInfo:
+def input_named(model: ServedModel, key: str) -> TensorInfo:
     info = model.inputs_by_name.get(key)
     if info is None:
         raise RequestError(f"unknown input {key!r}; model {model.name!r} takes "
@@ -340,7 +344,7 @@ def input_named(model: Model, key: str) -> TensorInfo:
     return info
 
 
-def complete(model: Model, assigned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def complete(model: ServedModel, assigned: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     missing = [i for i in model.predictor.inputs if i.name not in assigned]
     if missing:
         raise RequestError("missing input(s) " + ", ".join(f"{i.data_name!r} (variable {i.name!r})" for i in missing))
@@ -352,7 +356,7 @@ def numbers(value: Any, info: TensorInfo) -> np.ndarray:
                                   f"numbers nested like its shape {info.shape}")
 
 
-def describe_model(model: Model) -> dict[str, Any]:
+def describe_model(model: ServedModel) -> dict[str, Any]:
     def tensor(info: TensorInfo) -> dict[str, Any]:
         return {"name": info.name, "data_name": info.data_name, "shape": list(info.shape),
                 "image": info.accepts_images, "channels": info.shape[0] if len(info.shape) == 3 else 1}
@@ -364,6 +368,32 @@ def describe_model(model: Model) -> dict[str, Any]:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def query_flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise RequestError(f"?{name}= must be true or false, got {value!r}")
+    return value in ("true", "1", "yes", "")
+
+
+def decoded_body(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as sent before ``Content-Encoding`` gzip or deflate (tritonclient's
+    request_compression_algorithm), refused past ``limit`` bytes unpacked."""
+    if not encoding or encoding.lower() == "identity":
+        return body
+    kinds = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+    wbits = kinds.get(encoding.lower())
+    if wbits is None:
+        raise RequestError(f"Content-Encoding {encoding!r} is not accepted: use gzip, deflate or none", 415)
+    unpacker = zlib.decompressobj(wbits)
+    try:
+        data = unpacker.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise RequestError(f"the body is not valid {encoding} data: {e}") from None
+    if len(data) > limit or unpacker.unconsumed_tail:
+        raise RequestError(f"the body unpacks to more than the limit of {limit} bytes (--max-body)", 413)
+    return data
+
+
 async def off_loop(size: int, function: Callable[..., Any], *args: Any) -> Any:
     """Small work runs right here; work on a big body on a thread, so other requests keep flowing."""
     if size < THREAD_FROM_BYTES:

@@ -63,9 +63,10 @@ function chooseModel(name) {
   $("timing").textContent = "Draw, drop or type an input to see what the model answers.";
   if (!model) return;
   for (const el of document.querySelectorAll(".model-name")) el.textContent = model.name;
-  const ins = model.inputs.map((i) => `${dataName(i)} ${shapeText(i.shape)}`).join(", ");
-  const outs = model.outputs.map((o) => `${dataName(o)} ${shapeText(o.shape)}`).join(", ");
-  $("model-summary").textContent = `Executor ${model.executor} on ${model.backend}. Takes ${ins}; gives ${outs}.`;
+  const describe = (t) => t.image ? `${dataName(t)}: an image ${t.shape[t.shape.length - 1]}×${t.shape[t.shape.length - 2]}`
+    : `${dataName(t)}: ${t.shape.reduce((a, b) => a * b, 1)} number${t.shape.reduce((a, b) => a * b, 1) === 1 ? "" : "s"}`;
+  $("model-summary").textContent = `The model takes ${model.inputs.map(describe).join(" and ")} and gives `
+    + `${model.outputs.map((o) => describe(Object.assign({}, o, { image: false }))).join(" and ")}.`;
   const box = $("inputs");
   box.innerHTML = "";
   for (const info of model.inputs) box.appendChild(info.image ? imageInput(info) : numberInput(info));
@@ -146,7 +147,8 @@ function imageInput(info) {
     return [(e.clientX - r.left) * PAD / r.width, (e.clientY - r.top) * PAD / r.height]; };
   canvas.addEventListener("pointerdown", (e) => {
     if (entry.file) clear();
-    drawing = true; canvas.setPointerCapture(e.pointerId);
+    drawing = true;
+    try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* synthetic events have no pointer */ }
     const [x, y] = point(e);
     ctx.strokeStyle = ink; ctx.fillStyle = ink; ctx.lineWidth = PAD / 12; ctx.lineCap = "round"; ctx.lineJoin = "round";
     ctx.beginPath(); ctx.moveTo(x, y); ctx.arc(x, y, ctx.lineWidth / 2, 0, 2 * Math.PI); ctx.fill();
@@ -208,7 +210,8 @@ function numberInput(info) {
   const block = document.createElement("div");
   block.className = "input-block";
   block.innerHTML = `<h3>${dataName(info)} <span class="shape">${count} number${count === 1 ? "" : "s"} ${shapeText(info.shape)}</span></h3>
-    <textarea placeholder="${count} numbers, separated by commas or spaces"></textarea>
+    <textarea class="${count <= 8 ? "short" : ""}" placeholder="${count === 1 ? "a number, e.g. 0.5"
+      : `${count} numbers, separated by commas or spaces`}"></textarea>
     <span class="note muted small"></span>`;
   const area = block.querySelector("textarea");
   const note = block.querySelector(".note");
@@ -219,7 +222,7 @@ function numberInput(info) {
   area.addEventListener("input", () => {
     const v = entry.values();
     note.textContent = v.some((x) => !Number.isFinite(x)) ? "only numbers, please"
-      : `${v.length} of ${count} numbers`;
+      : `${v.length} of ${count} number${count === 1 ? "" : "s"}`;
     refreshRunButton();
   });
   area.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) predict(); });
