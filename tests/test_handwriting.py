@@ -243,7 +243,7 @@ def _chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def browser_page(app_url):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install '.[test]')")
     executable = _chromium()
     if executable is None:
@@ -251,28 +251,68 @@ def browser_page(app_url):
                     "the handwriting page was NOT tested in a browser")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 860}, device_scale_factor=1)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{app_url}/")
-        page.wait_for_selector("body[data-ready='true']", timeout=30_000)
-        yield page
-        assert errors == []
+        yield browser
         browser.close()
 
 
-def _draw(page, digit: int) -> None:
+def _open(browser, url: str, **context_options):
+    context = browser.new_context(viewport={"width": 1400, "height": 860}, device_scale_factor=1, **context_options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{url}/")
+    page.wait_for_selector("body[data-ready='true']", timeout=30_000)
+    return context, page, errors
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser, app_url):
+    context, page, errors = _open(browser, app_url)
+    yield page
+    assert errors == []
+    context.close()
+
+
+def _strokes_on_pad(page, digit: int) -> list[list[tuple[float, float]]]:
+    """The digit's strokes in page coordinates, 72 % of the pad's height, centred."""
     box = page.locator("#pad").bounding_box()
     height = box["height"] * 0.72
     strokes = place(DIGIT_STROKES[digit], box["width"] / 2 - height / 2, box["height"] * 0.14, height)
-    for stroke in strokes:
-        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
-        page.mouse.up()
+    return [[(box["x"] + x, box["y"] + y) for x, y in stroke] for stroke in strokes]
+
+
+def _wait_for_answers(page) -> None:
     page.wait_for_function("document.body.dataset.analysed !== undefined && "
                            "document.body.dataset.analysed === document.body.dataset.requested", timeout=20_000)
+
+
+def _draw(page, digit: int) -> None:
+    """Draw with the mouse (pointer events of type "mouse")."""
+    for stroke in _strokes_on_pad(page, digit):
+        page.mouse.move(*stroke[0])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(x, y)
+        page.mouse.up()
+    _wait_for_answers(page)
+
+
+def _draw_by_touch(page, digit: int) -> None:
+    """Draw with a finger: raw touch input through the DevTools protocol (pointer events of type
+    "touch"), a second finger resting on the pad meanwhile, which the page must ignore."""
+    session = page.context.new_cdp_session(page)
+    corner = page.locator("#pad").bounding_box()
+    rest = {"x": corner["x"] + 6, "y": corner["y"] + corner["height"] - 6, "id": 2}
+    for stroke in _strokes_on_pad(page, digit):
+        points = [{"x": x, "y": y, "id": 1} for x, y in stroke]
+        session.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [points[0]]})
+        session.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [points[0], rest]})
+        for point in points[1:]:
+            session.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point, rest]})
+        session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": [rest]})
+        session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    session.detach()
+    _wait_for_answers(page)
 
 
 def test_page_reads_digits_drawn_with_pointer_strokes(browser_page, tmp_path):
@@ -318,3 +358,13 @@ def test_clear_resets_everything(browser_page):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let lit = 0; for (let i = 0; i < d.length; i += 4) lit += d[i] > 0; return lit; }""")
     assert ink == 0
+
+
+def test_page_reads_a_digit_drawn_with_a_finger(browser, app_url):
+    context, page, errors = _open(browser, app_url, has_touch=True)
+    try:
+        _draw_by_touch(page, 4)
+        assert page.inner_text("#prediction") == "4" and page.locator("#embedding #drawn-point").count() == 1
+        assert errors == []
+    finally:
+        context.close()

@@ -29,9 +29,12 @@ function padPoint(event) {
   return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
 }
 
-let last = null;
+let last = null;       // the pen's last point while a stroke is being drawn
+let penId = null;      // the pointer drawing it; other fingers are ignored meanwhile
 pad.addEventListener("pointerdown", (event) => {
   event.preventDefault();
+  if (penId !== null) return;
+  penId = event.pointerId;
   pad.setPointerCapture(event.pointerId);
   last = padPoint(event);
   ink.fillStyle = "#fff";
@@ -40,7 +43,7 @@ pad.addEventListener("pointerdown", (event) => {
   ink.fill();
 });
 pad.addEventListener("pointermove", (event) => {
-  if (last === null) return;
+  if (last === null || event.pointerId !== penId) return;
   const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
   ink.strokeStyle = "#fff";
   ink.lineWidth = PEN_WIDTH;
@@ -54,9 +57,10 @@ pad.addEventListener("pointermove", (event) => {
   }
   ink.stroke();
 });
-function endStroke() {
-  if (last === null) return;
+function endStroke(event) {
+  if (last === null || event.pointerId !== penId) return;
   last = null;
+  penId = null;
   strokes += 1;
   analyse();
 }
