@@ -231,6 +231,8 @@ def test_prepare_route_rejects_blank_and_broken_drawings(app_url):
     assert status == 422 and "nothing is drawn" in json.loads(body)["error"]
     status, body, _ = _post(f"{app_url}/handwriting/prepare", b"not a png")
     assert status == 400 and "not a PNG" in json.loads(body)["error"]
+    status, body, _ = _post(f"{app_url}/handwriting/prepare", _png(Image.new("1", (5000, 4000), 0)))
+    assert status == 413 and "5000x4000" in json.loads(body)["error"]
 
 
 # ---- the page in a real browser -----------------------------------------------------------------

@@ -31,16 +31,16 @@ def create_handwriting_app():
     """``create_app`` with both models and the page, plus the route that prepares a drawing."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
     from starlette.routing import Route
 
     from nncbridge.serve import create_app
 
     app = create_app({name: str(path) for name, path in MODELS.items()}, page_dir=HERE / "page")
 
-    async def prepare(request: Request) -> Response:
+    def prepared_png(body: bytes) -> Response:
         from PIL import Image
 
-        body = await request.body()
         try:
             drawing = Image.open(io.BytesIO(body), formats=["PNG"])
             if drawing.width * drawing.height > MAX_DRAWING_PIXELS:
@@ -56,6 +56,9 @@ def create_handwriting_app():
         out = io.BytesIO()
         prepared.save(out, format="PNG")
         return Response(out.getvalue(), media_type="image/png")
+
+    async def prepare(request: Request) -> Response:
+        return await run_in_threadpool(prepared_png, await request.body())  # off the event loop
 
     # create_app mounts the page's files at "/", which answers every path: this route goes first.
     app.router.routes.insert(0, Route(PREPARE_PATH, prepare, methods=["POST"]))
