@@ -3,7 +3,6 @@
 token guards every endpoint but health; no request makes the server open a file."""
 from __future__ import annotations
 
-import io
 import json
 import socket
 import textwrap
@@ -17,7 +16,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 import nncbridge
-from tests.serve_helpers import IMAGES, LENET, SIN, Server
+from tests.serve_helpers import IMAGES, LENET, SIN, Server, png_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -166,12 +165,6 @@ def test_tritonclient_sees_the_error_text(server):
 
 
 # -- /predict ------------------------------------------------------------------------------------------
-def png_bytes(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
 def test_predict_bad_requests(client):
     digit = (IMAGES / "001.png").read_bytes()
     post = client.post
