@@ -13,24 +13,15 @@ from PIL import Image
 
 import nncbridge
 from tests.reference import image_references, sin_references
-from tests.serve_helpers import BINARY, IMAGES, LENET, SIN, Server, png_bytes
+from tests.serve_helpers import BINARY, IMAGES, LENET, SIN, Server, client_fixture, png_bytes, server_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # gevent/geventhttpclient inside tritonclient
 
 LENET_NAME, BINARY_NAME = "lenet", "binary"
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = Server([f"{LENET_NAME}={LENET}", f"{BINARY_NAME}={BINARY}", str(SIN)])
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
+server = server_fixture(f"{LENET_NAME}={LENET}", f"{BINARY_NAME}={BINARY}", str(SIN))
+client = client_fixture()
 
 
 @pytest.fixture(scope="module")

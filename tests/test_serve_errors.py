@@ -16,7 +16,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 import nncbridge
-from tests.serve_helpers import IMAGES, LENET, SIN, Server, png_bytes
+from tests.serve_helpers import IMAGES, LENET, SIN, Server, client_fixture, png_bytes, server_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -24,17 +24,8 @@ TOKEN = "s3cret-token"
 MAX_BODY = 8192
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = Server([f"lenet={LENET}", f"sin={SIN}"])
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
+server = server_fixture(f"lenet={LENET}", f"sin={SIN}")
+client = client_fixture()
 
 
 @pytest.fixture(scope="module")
