@@ -90,6 +90,45 @@ class Server:
         return self.process.poll() if self.process.poll() is not None else self.stop()
 
 
+def server_fixture(*args: str):
+    """A module-scoped fixture: ``nncbridge serve ARGS`` running for the module's tests."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def server():
+        running = Server(list(args))
+        yield running
+        running.stop()
+
+    return server
+
+
+def client_fixture():
+    """A module-scoped fixture: an httpx client for the module's ``server``."""
+    import httpx
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def client(server):
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            yield c
+
+    return client
+
+
+def png_bytes(image) -> bytes:
+    """A PIL image (or a uint8 array) as PNG file bytes."""
+    import io
+
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 def batch_invariant(predictor) -> bool:
     """Whether the backend gives every sample the same bits alone and in a batch (onnxruntime 1.32
     does for LeNet; 1.23 differs in the last bit or two). Where it does not, batched answers can

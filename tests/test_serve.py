@@ -13,24 +13,15 @@ from PIL import Image
 
 import nncbridge
 from tests.reference import image_references, sin_references
-from tests.serve_helpers import BINARY, IMAGES, LENET, SIN, Server
+from tests.serve_helpers import BINARY, IMAGES, LENET, SIN, Server, client_fixture, png_bytes, server_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # gevent/geventhttpclient inside tritonclient
 
 LENET_NAME, BINARY_NAME = "lenet", "binary"
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = Server([f"{LENET_NAME}={LENET}", f"{BINARY_NAME}={BINARY}", str(SIN)])
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
+server = server_fixture(f"{LENET_NAME}={LENET}", f"{BINARY_NAME}={BINARY}", str(SIN))
+client = client_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +186,7 @@ def two_input_server(tmp_path_factory):
 def test_two_inputs_by_form_and_v2(two_input_server):
     rng = np.random.RandomState(5)
     pixels = rng.randint(0, 256, (8, 6, 3), dtype=np.uint8)
-    png = io_png(Image.fromarray(pixels))
+    png = png_bytes(Image.fromarray(pixels))
     # Console: 8-bit values times 1/255 (in float64, then float32), channels first
     want_image = (pixels.transpose(2, 0, 1).astype(np.float64) * (1.0 / 255.0)).astype(np.float32)
     with httpx.Client(base_url=two_input_server.url, timeout=30) as c:
@@ -206,7 +197,7 @@ def test_two_inputs_by_form_and_v2(two_input_server):
         assert np.array_equal(np.float32(outputs["y"]), want_image)
         assert outputs["y2"] == [1.5, -2.0]
         gray = Image.fromarray(pixels[:, :, 0])  # a grayscale image for an RGB input: R = G = B
-        r = c.post("/predict/pair", files={"Image": ("g.png", io_png(gray), "image/png"), "Vector": (None, "[0, 0]")})
+        r = c.post("/predict/pair", files={"Image": ("g.png", png_bytes(gray), "image/png"), "Vector": (None, "[0, 0]")})
         assert np.array_equal(np.float32(r.json()["outputs"]["y"]),
                               np.repeat(want_image[:1], 3, axis=0)), r.text
         r = c.post("/predict/pair", json={"x2": [1, 2], "x": want_image.tolist()})
@@ -224,14 +215,6 @@ def test_two_inputs_by_form_and_v2(two_input_server):
     assert result.as_numpy("ImageOut") is None  # only the requested output comes back
     assert np.array_equal(result.as_numpy("VectorOut"), np.float32([[1, 2], [3, 4]]))
     client.close()
-
-
-def io_png(image: Image.Image) -> bytes:
-    import io
-
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 # -- the Python API ----------------------------------------------------------------------------------------
@@ -313,3 +296,16 @@ def test_tritonclient_compressed_requests(server, references, algorithm):
     refs = references["lenet-10class-2017.nnp"]
     np.testing.assert_allclose(result.as_numpy("Softmax"), np.stack([refs[n] for n in IMAGE_NAMES]), rtol=0, atol=1e-6)
     c.close()
+
+
+def test_served_models_let_onnxruntime_threads_sleep():
+    """onnxruntime's threads would spin between calls, taking the cores the event loop needs."""
+    from nncbridge.serve import create_app
+
+    app = create_app({"m": LENET})
+    predictor = app.state.models["m"].predictor
+    assert predictor.backend == "onnxruntime"
+    session = predictor._backend.session
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    x = digits_batch(IMAGE_NAMES)
+    assert np.array_equal(predictor.predict(x), nncbridge.load(LENET).predict(x))

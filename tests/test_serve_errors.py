@@ -3,7 +3,6 @@
 token guards every endpoint but health; no request makes the server open a file."""
 from __future__ import annotations
 
-import io
 import json
 import socket
 import textwrap
@@ -17,7 +16,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 import nncbridge
-from tests.serve_helpers import IMAGES, LENET, SIN, Server
+from tests.serve_helpers import IMAGES, LENET, SIN, Server, client_fixture, png_bytes, server_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -25,17 +24,8 @@ TOKEN = "s3cret-token"
 MAX_BODY = 8192
 
 
-@pytest.fixture(scope="module")
-def server():
-    s = Server([f"lenet={LENET}", f"sin={SIN}"])
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c
+server = server_fixture(f"lenet={LENET}", f"sin={SIN}")
+client = client_fixture()
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +156,6 @@ def test_tritonclient_sees_the_error_text(server):
 
 
 # -- /predict ------------------------------------------------------------------------------------------
-def png_bytes(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
 def test_predict_bad_requests(client):
     digit = (IMAGES / "001.png").read_bytes()
     post = client.post

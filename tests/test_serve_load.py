@@ -4,7 +4,6 @@ no timing assertions."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import socket
@@ -16,10 +15,9 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from PIL import Image
 
 import nncbridge
-from tests.serve_helpers import IMAGES, LENET, Server, assert_same_values, batch_invariant
+from tests.serve_helpers import IMAGES, LENET, Server, assert_same_values, batch_invariant, png_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -30,12 +28,6 @@ SOAK_REQUESTS = 20_000
 @pytest.fixture(scope="module")
 def predictor():
     return nncbridge.load(LENET)
-
-
-def png(pixels: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
 
 
 def batch_sizes(metrics: str, model: str) -> tuple[float, float]:
@@ -70,7 +62,7 @@ def test_64_concurrent_clients_get_what_serial_calls_give(predictor):
             with httpx.Client(base_url=server.url, timeout=60) as c:
                 barrier.wait(60)
                 for round_ in range(2):
-                    r = c.post("/predict/lenet", content=png(images[round_]), headers={"Content-Type": "image/png"})
+                    r = c.post("/predict/lenet", content=png_bytes(images[round_]), headers={"Content-Type": "image/png"})
                     assert r.status_code == 200, r.text
                     got_images.append(np.float32(r.json()["outputs"]["y'"]))
                     tensor = triton.InferInput("Input", list(batches[round_].shape), "FP32")

@@ -15,7 +15,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, model: Model, executor: Executor, *, intra_op_num_threads: int | None = None,
                  inter_op_num_threads: int | None = None, providers: list[str] | None = None,
-                 memory_arena: bool = True, opset: int | None = None) -> None:
+                 memory_arena: bool = True, opset: int | None = None, allow_spinning: bool = True) -> None:
         import onnxruntime as ort
 
         from ..export.onnx_export import to_onnx_with_external_weights
@@ -36,6 +36,10 @@ class OnnxRuntimeBackend:
         # onnxruntime's default: buffers are reused between calls (faster), so memory stays at the
         # largest batch seen; memory_arena=False makes memory follow each call's batch instead.
         options.enable_cpu_mem_arena = bool(memory_arena)
+        # onnxruntime's threads spin a while after each run waiting for more work (its default);
+        # allow_spinning=False lets them sleep, leaving the cores to other threads (a server's event loop).
+        if not allow_spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Errors reach the caller as BackendError with onnxruntime's message; keep its logger quiet.
         options.log_severity_level = 4
         ort.set_default_logger_severity(4)

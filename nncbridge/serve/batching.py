@@ -5,7 +5,8 @@ request and whatever else is queued (up to ``max_batch_size`` rows). If the batc
 other requests for the model are still arriving (their bodies being read or decoded), it waits for
 them, at most ``max_delay`` seconds after the first. So a lone client never waits, and under load the
 batches fill while the previous one runs. The model runs on one thread of its own, so batches of one
-model never compete with each other for the CPU.
+model never compete with each other for the CPU; batches expected to take well under a millisecond
+run right on the event loop instead.
 """
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..predictor import Predictor
 
 Outputs = list[np.ndarray]
+# A batch expected to take less than this runs on the event loop's own thread: handing it to the
+# model's thread and back would cost more (two thread wake-ups, each a scheduler delay on a busy machine).
+INLINE_BELOW_SECONDS = 0.0005
 
 
 @dataclass
@@ -47,6 +52,15 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._seconds_per_row: float | None = None  # running average of the model's time per sample
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (in another process) starts with an empty queue; its worker starts on first use.
+        return {"predictor": self.predictor, "max_batch_size": self.max_batch_size, "max_delay": self.max_delay,
+                "on_batch": self._on_batch}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["predictor"], state["max_batch_size"], state["max_delay"], state["on_batch"])  # type: ignore[misc]
 
     @contextmanager
     def arriving(self) -> Iterator[None]:
@@ -128,8 +142,12 @@ class Batcher:
 
     async def _run(self, batch: list[_Request]) -> None:
         assert self._loop is not None
+        rows = sum(request.rows for request in batch)
         try:
-            per_request = await self._loop.run_in_executor(self._thread, self._predict, batch)
+            if self._seconds_per_row is not None and self._seconds_per_row * rows < INLINE_BELOW_SECONDS:
+                per_request = self._predict(batch, rows)
+            else:
+                per_request = await self._loop.run_in_executor(self._thread, self._predict, batch, rows)
         except Exception as error:
             if len(batch) > 1:
                 # Some request's rows made the whole batch fail: run each alone, so only that one fails.
@@ -142,14 +160,19 @@ class Batcher:
             if not request.future.done():
                 request.future.set_result(outputs)
 
-    def _predict(self, batch: list[_Request]) -> list[Outputs]:
-        rows = sum(request.rows for request in batch)
+    def _predict(self, batch: list[_Request], rows: int) -> list[Outputs]:
         if self._on_batch is not None:
             self._on_batch(rows)
+        started = time.perf_counter()
         if len(batch) == 1:
-            return [self.predictor.run_batch(batch[0].feeds)]
-        feeds = {name: np.concatenate([request.feeds[name] for request in batch]) for name in batch[0].feeds}
-        outputs = self.predictor.run_batch(feeds)
+            outputs = self.predictor.run_batch(batch[0].feeds)
+        else:
+            feeds = {name: np.concatenate([request.feeds[name] for request in batch]) for name in batch[0].feeds}
+            outputs = self.predictor.run_batch(feeds)
+        per_row = (time.perf_counter() - started) / max(rows, 1)
+        self._seconds_per_row = per_row if self._seconds_per_row is None else 0.8 * self._seconds_per_row + 0.2 * per_row
+        if len(batch) == 1:
+            return [outputs]
         per_request: list[Outputs] = []
         start = 0
         for request in batch:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -30,7 +32,15 @@ class Metrics:
         self.latency.labels(model, endpoint).observe(seconds)
 
     def batch_observer(self, model: str) -> Callable[[int], None]:
-        return self.batch_size.labels(model).observe
+        self.batch_size.labels(model)  # listed from the start, with zero counts
+        return partial(self.observe_batch, model)
+
+    def observe_batch(self, model: str, rows: int) -> None:
+        self.batch_size.labels(model).observe(rows)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copies (an app shipped to another process, as Ray Serve does) start counting afresh.
+        return (Metrics, ())
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
