@@ -29,7 +29,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         reasons[reason.removeprefix("Skipped: ")] += 1
     nnabla_skips = reasons.pop(NNABLA_SKIP_REASON, 0)
     if nnabla_skips:
-        terminalreporter.write_line(f"{nnabla_skips} nnabla-oracle tests skipped: nnabla is not installed "
+        terminalreporter.write_line(f"{nnabla_skips} nnabla test{'s' if nnabla_skips > 1 else ''} (the nnabla oracle, "
+                                    "installing beside nnabla) skipped: nnabla is not installed "
                                     "(the Python 3.10 environment of tests/run_all_envs.sh runs them)")
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"{count} other test{'s' if count > 1 else ''} skipped: {reason}")
