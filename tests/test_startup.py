@@ -56,3 +56,13 @@ def test_predict_on_numbers_imports_no_image_or_progress_package(tmp_path):
                                cwd=tmp_path)
     assert "onnxruntime" in loaded  # the backend runs it
     assert not loaded & {"onnx", "PIL", "h5py", "tqdm", "nnabla"}, sorted(loaded & set(HEAVY))
+
+
+def test_installed_version_agrees_with_importlib_metadata():
+    from importlib.metadata import version
+
+    from nncbridge.util.packages import installed_version
+
+    for name in ("numpy", "protobuf", "onnx", "onnxruntime", "Pillow", "h5py"):
+        assert installed_version(name) == version(name), name
+    assert installed_version("no-such-package-here") is None

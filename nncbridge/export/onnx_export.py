@@ -29,11 +29,11 @@ _ONNX_OPSETS: dict[tuple[int, ...], int] = {(1, 14): 19, (1, 15): 20, (1, 16): 2
 def newest_onnx_opset() -> int:
     """The newest opset the installed onnx knows; from its version where the table above knows it,
     so that converting need not import onnx (~80 ms)."""
-    from importlib.metadata import version
+    from ..util.packages import installed_version
 
     try:
-        release = tuple(int(x) for x in version("onnx").split(".")[:2])
-    except (ImportError, ValueError):  # no onnx metadata (PackageNotFoundError is an ImportError)
+        release = tuple(int(x) for x in (installed_version("onnx") or "").split(".")[:2])
+    except ValueError:
         release = ()
     if release in _ONNX_OPSETS:
         return _ONNX_OPSETS[release]
@@ -60,9 +60,12 @@ def _onnxruntime_version() -> str:
     ort = sys.modules.get("onnxruntime")
     if ort is not None and isinstance(getattr(ort, "__version__", None), str):
         return str(ort.__version__)
-    from importlib.metadata import version  # cheaper than importing onnxruntime; raises an ImportError
+    from ..util.packages import installed_version  # cheaper than importing onnxruntime
 
-    return version("onnxruntime")
+    found = installed_version("onnxruntime")
+    if found is None:
+        raise ImportError("onnxruntime is not installed")
+    return found
 
 
 def _load(model_or_path: Union[Model, str, "os.PathLike[str]", bytes]) -> Model:
