@@ -1,5 +1,5 @@
 """``nncbridge --version``: the versions that decide how a model runs, read from package metadata
-(importing numpy, onnx, onnxruntime and nnabla just to ask would take a second)."""
+(importing numpy, onnx, onnxruntime and nnabla just to ask for them would take longer than any command)."""
 from __future__ import annotations
 
 import argparse

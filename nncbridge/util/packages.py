@@ -1,5 +1,5 @@
-"""Installed package versions without importing the packages, nor ``importlib.metadata``
-(which imports the ``email`` package: ~10 ms, a tenth of converting a small model)."""
+"""Installed package versions without importing the packages, nor ``importlib.metadata`` (which
+imports the ``email`` package and more: about a sixth of the CPU time of ``nncbridge convert`` on LeNet)."""
 from __future__ import annotations
 
 import os
