@@ -3,6 +3,7 @@ nnabla into a fresh virtual environment without breaking it, and the error a bro
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -77,8 +78,6 @@ def test_build_makes_a_wheel_and_an_sdist_twine_accepts(dist: Path) -> None:
 def _versions(python: Path, cwd: Path, *names: str) -> dict[str, str]:
     code = ("import json, sys; from importlib.metadata import version; "
             "print(json.dumps({n: version(n) for n in sys.argv[1:]}))")
-    import json
-
     return dict(json.loads(_ok(_run(python, "-c", code, *names, cwd=cwd))))
 
 
