@@ -70,7 +70,7 @@ def ensure_resnet(venv: Path, head: str = "global") -> Path:
 
 def ensure_lenet() -> Path:
     if not LENET.exists():
-        raise SystemExit(f"{LENET} is missing (the shared Console exports live in ../shared/console-exports)")
+        raise SystemExit(f"{LENET} is missing (the Console exports the tests use live in tests/data/console-exports)")
     return LENET
 
 

@@ -11,8 +11,7 @@ CASES = 2000
 @pytest.mark.slow
 def test_short_fuzz_run_has_no_failures(tmp_path):
     seeds = campaign_seeds(tmp_path)
-    if not seeds:
-        pytest.skip("no seed .nnp files (tests/data/console-exports or sample_projects)")
+    assert seeds, "no seed .nnp files (tests/data/console-exports or sample_projects)"
     outcomes = run_campaign(seeds, range(CASES), workers=2)
     failures = [o for o in outcomes if o.status == "failure"]
     statuses = {o.status for o in outcomes}

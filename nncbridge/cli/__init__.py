@@ -25,10 +25,10 @@ EXIT_UNREADABLE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ._versions import VersionAction
 
     parser = argparse.ArgumentParser(prog="nncbridge", description="Use Neural Network Console models from Python.")
-    parser.add_argument("--version", action="version", version=f"nncbridge {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         try:

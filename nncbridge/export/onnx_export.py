@@ -28,7 +28,22 @@ _ORT_OPSETS = {(1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21, 
 FAST_OPSET = 18
 
 
+# onnx release (major, minor) -> newest ai.onnx opset it knows (onnx.helper.VERSION_TABLE's facts)
+_ONNX_OPSETS: dict[tuple[int, ...], int] = {(1, 14): 19, (1, 15): 20, (1, 16): 21, (1, 17): 22, (1, 18): 23,
+                                            (1, 19): 24, (1, 20): 25, (1, 21): 26, (1, 22): 27, (1, 23): 28}
+
+
 def newest_onnx_opset() -> int:
+    """The newest opset the installed onnx knows; from its version where the table above knows it,
+    so that converting need not import onnx (~80 ms)."""
+    from ..util.packages import installed_version
+
+    try:
+        release = tuple(int(x) for x in (installed_version("onnx") or "").split(".")[:2])
+    except ValueError:
+        release = ()
+    if release in _ONNX_OPSETS:
+        return _ONNX_OPSETS[release]
     import onnx.defs
 
     return int(onnx.defs.onnx_opset_version())
@@ -57,9 +72,12 @@ def _onnxruntime_version() -> str:
     ort = sys.modules.get("onnxruntime")
     if ort is not None and isinstance(getattr(ort, "__version__", None), str):
         return str(ort.__version__)
-    from importlib.metadata import version  # cheaper than importing onnxruntime; raises an ImportError
+    from ..util.packages import installed_version  # cheaper than importing onnxruntime
 
-    return version("onnxruntime")
+    found = installed_version("onnxruntime")
+    if found is None:
+        raise ImportError("onnxruntime is not installed")
+    return found
 
 
 def _load(model_or_path: Union[Model, str, "os.PathLike[str]", bytes]) -> Model:
@@ -109,11 +127,27 @@ def to_onnx(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executo
     proto, _ = _convert(model, executor, opset, batch_size, external_weights=False)
     result = onnx.ModelProto.FromString(proto.SerializeToString())
     if check:
-        try:
-            onnx.checker.check_model(result, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            raise ConversionError(f"{model.source.path}: the ONNX graph failed onnx's checker: {e}") from None
+        check_with_onnx(result, str(model.source.path))
     return result
+
+
+def to_onnx_message(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], executor: str | None = None,
+                    opset: int | None = None, batch_size: int | None = None) -> Any:
+    """``to_onnx(check=False)`` as nncbridge's own ``ModelProto`` (same bytes, see ``onnx_proto``),
+    without importing onnx: for writing a file."""
+    proto, _ = _convert(_load(model_or_path), executor, opset, batch_size, external_weights=False)
+    return proto
+
+
+def check_with_onnx(proto: Any, source: str) -> None:
+    """onnx's full checker over a model (nncbridge's own message or an ``onnx.ModelProto``)."""
+    import onnx
+
+    model = proto if isinstance(proto, onnx.ModelProto) else onnx.ModelProto.FromString(proto.SerializeToString())
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ConversionError(f"{source}: the ONNX graph failed onnx's checker: {e}") from None
 
 
 def to_onnx_with_external_weights(model: Model, executor: str | None = None, opset: int | None = None) -> tuple[Any, dict[str, np.ndarray]]:

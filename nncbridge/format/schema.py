@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
+import os
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -70,8 +70,10 @@ _SCALARS = {
 @functools.lru_cache(maxsize=None)
 def function_table() -> dict[str, Any]:
     """nnabla's function and solver tables (names, field numbers, inputs, arguments, defaults)."""
-    text = resources.files(__package__).joinpath("nnabla_schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    # a file beside this module (as package-data installs it); importlib.resources would import tempfile,
+    # random and more at every start of the command line
+    with open(os.path.join(os.path.dirname(__file__), "nnabla_schema.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _add_field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, type_spec: str,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from typing import Any
@@ -14,13 +15,13 @@ from ..model.graph import Executor, Model
 
 class NnablaBackend:
     name = "nnabla"
+    _tmp: str | None = None  # a temporary copy of a model given as bytes (nnabla reads files)
 
     def __init__(self, model: Model, executor: Executor, source: Any, **_: Any) -> None:
         try:
             from nnabla.utils.nnp_graph import NnpLoader
-        except ImportError as e:  # pragma: no cover - guarded by create_backend
-            raise BackendError(f"nnabla is not importable: {e}") from None
-        self._tmp: str | None = None
+        except Exception as e:  # a broken install fails with anything: ValueError (numpy ABI), TypeError, ...
+            raise BackendError(broken_nnabla_message(e)) from None
         if isinstance(source, (bytes, bytearray)):
             fd, self._tmp = tempfile.mkstemp(suffix=".nnp")
             with os.fdopen(fd, "wb") as f:
@@ -64,3 +65,35 @@ class NnablaBackend:
                 os.unlink(self._tmp)
             except OSError:
                 pass
+
+
+def broken_nnabla_message(error: Exception) -> str:
+    """Why ``import nnabla`` failed and how to repair it: usually a later ``pip install`` lifted numpy
+    or protobuf past nnabla's pins (pip ignores the pins of packages already installed)."""
+    from importlib import metadata
+
+    message = f"nnabla is installed but cannot be imported ({type(error).__name__}: {error})"
+    try:
+        nnabla_version = metadata.version("nnabla")
+        requirements = metadata.requires("nnabla") or []
+    except metadata.PackageNotFoundError:
+        return message
+    pins: list[str] = []
+    found: list[str] = []
+    for requirement in requirements:
+        spec = requirement.split(";")[0]
+        match = re.match(r"\s*(numpy|protobuf)\s*\(?([^)]*)\)?\s*$", spec, re.IGNORECASE)
+        if not match:
+            continue
+        name, version_spec = match[1].lower(), match[2].replace(" ", "")
+        pins.append(f"{name}{version_spec}")
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"no {name}")
+    if not pins:
+        return message
+    return (f"{message}. nnabla {nnabla_version} requires {' and '.join(pins)}; this environment has "
+            f"{' and '.join(found)}. If a package installed after nnabla changed them, repair it with "
+            f"pip install \"nncbridge[nnabla]\" (from a clone: pip install \".[nnabla]\"), which has pip bring "
+            f"numpy, protobuf and onnx back to versions nnabla works with")

@@ -2,8 +2,9 @@
 predict) in a worker process.
 
 A failure is: an exception that is not an NncBridgeError, a command that exits with another code
-than 0, 1 or 2 or prints a traceback, a case over the time limit, a worker whose peak memory passed
-the limit, or a file written anywhere but the requested outputs.
+than 0, 1 or 2 or prints a traceback, a case over the CPU time limit or hung (no result after four
+times the limit by the clock), a worker whose peak memory passed the limit, or a file written anywhere
+but the requested outputs.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
             model.write_bytes(data)
             before = _snapshot(root)
             os.chdir(root)  # relative paths a hostile file might smuggle in land here, where they are seen
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             try:
                 status, detail = exercise(model, root / "out"), ""
             except MemoryError:
@@ -110,6 +111,9 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
             except Exception:
                 status, detail = "failure", traceback.format_exc(limit=6)
             seconds = time.perf_counter() - start
+            # CPU time (all threads), so that a machine busy with other work fails no case; a case that
+            # blocks without computing is caught by the campaign's wall-clock "hung" check
+            cpu_seconds = time.process_time() - start_cpu
             os.chdir(home)
             stray = _snapshot(root) - before - {"out/out.onnx"}
             if stray:
@@ -117,8 +121,8 @@ def _worker(tasks: mp.Queue, results: mp.Queue, seeds: list[bytes]) -> None:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             if peak > MEMORY_LIMIT:
                 status, detail = "failure", f"peak memory {peak >> 20} MiB"
-            if seconds > TIME_LIMIT and status != "failure":
-                status, detail = "failure", f"took {seconds:.1f} s"
+            if cpu_seconds > TIME_LIMIT and status != "failure":
+                status, detail = "failure", f"took {cpu_seconds:.1f} s of CPU time ({seconds:.1f} s)"
         results.put(("done", pid, Outcome(case, status, detail, seconds)))
         if peak > MEMORY_LIMIT:
             return  # the parent starts a fresh worker
