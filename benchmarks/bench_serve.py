@@ -217,8 +217,8 @@ def resnet_jpeg() -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell (default 3)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="measured seconds per cell and round, "
-                        "after half as long unmeasured (ResNet-18 cells get 3x; default 2)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell and round, "
+                        "after half as long unmeasured (ResNet-18 cells get 3x; default 3)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--nnabla-venv", help="venv with nnabla 1.39 to build ResNet-18 (default: see _common.py)")
     args = parser.parse_args()
