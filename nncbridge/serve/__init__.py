@@ -31,7 +31,8 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
     files needs ``Authorization: Bearer <token>``. Bodies over ``max_body`` bytes get 413.
     ``backend`` and ``executor`` go to ``nncbridge.load`` for models given as paths or bytes.
     ``page_dir``: a folder whose ``index.html`` (and other files) are served at ``/`` instead of the
-    built-in page's.
+    built-in page's. The page's files answer only paths no route matches, so routes an application
+    adds to the returned app (``app.add_route``, FastAPI decorators) take precedence.
     """
     try:
         from .app import create_app as _create_app

@@ -32,7 +32,6 @@ def create_handwriting_app():
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
-    from starlette.routing import Route
 
     from nncbridge.serve import create_app
 
@@ -60,8 +59,7 @@ def create_handwriting_app():
     async def prepare(request: Request) -> Response:
         return await run_in_threadpool(prepared_png, await request.body())  # off the event loop
 
-    # create_app mounts the page's files at "/", which answers every path: this route goes first.
-    app.router.routes.insert(0, Route(PREPARE_PATH, prepare, methods=["POST"]))
+    app.add_route(PREPARE_PATH, prepare, methods=["POST"])  # the page's files only answer unmatched paths
     return app
 
 
