@@ -36,6 +36,14 @@ run_suite() {  # name
   (cd "$root" && "$venvs/$name/bin/python" -m pytest -q -p no:cacheprovider "${@:2}")
 }
 
+# The handwriting page's browser test drives Debian's Chromium through Playwright (Playwright's own
+# browser download is not reachable everywhere): install it when missing, without ever prompting.
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo -n"
+  { $as_root apt-get update -q && $as_root apt-get install -y -q chromium; } ||
+    echo "!!! chromium is missing and could not be installed: the handwriting page's browser test will be SKIPPED" >&2
+fi
+
 status=0
 make_env modern python3 test
 run_suite modern "$@" || status=1
