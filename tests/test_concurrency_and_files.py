@@ -148,12 +148,17 @@ def big_csv(tmp_path_factory) -> Path:
     return path
 
 
-def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
+def _start_big_predict(tmp_path: Path, big_csv: Path) -> tuple[subprocess.Popen, Path]:
+    """``nncbridge predict`` over the 200,000 rows with one worker process; the process and its output folder."""
     model = write_nnp(tmp_path / "vec.nnp", identity_nntxt((3,)))
     out = tmp_path / "out"
     out.mkdir()
-    proc = _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16",
-                "--processes", "1")
+    return _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16",
+                "--processes", "1"), out
+
+
+def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
+    proc, out = _start_big_predict(tmp_path, big_csv)
     names = _kill_while_writing(proc, out, "result.csv")
     _assert_only_partials(names, "result.csv")
 
@@ -161,11 +166,7 @@ def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds child processes through /proc (Linux)")
 def test_worker_processes_end_when_predict_is_killed(tmp_path, big_csv):
     """SIGKILL leaves a predict's worker processes no shutdown; they must not wait for tasks forever."""
-    model = write_nnp(tmp_path / "vec.nnp", identity_nntxt((3,)))
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = _cli("predict", str(model), str(big_csv), "-o", str(out / "result.csv"), "--quiet", "--batch-size", "16",
-                "--processes", "1")
+    proc, out = _start_big_predict(tmp_path, big_csv)
     deadline = time.monotonic() + 60
     while not (workers := _children(proc.pid)):
         assert proc.poll() is None and time.monotonic() < deadline, "no worker process started"
