@@ -30,11 +30,20 @@ make_env() {  # name python extras
   "$venvs/$name/bin/python" -c "import numpy, google.protobuf, onnx, onnxruntime; print('[$name] numpy', numpy.__version__, '| protobuf', google.protobuf.__version__, '| onnx', onnx.__version__, '| onnxruntime', onnxruntime.__version__)"
 }
 
-run_suite() {  # name
-  local name=$1
+run_suite() {  # name [pytest args]
+  # pytest's stderr goes to a file and is shown after the run; when pytest fails, the run's last line
+  # repeats the end of it (a crash after the last test is otherwise easy to miss in a long log).
+  local name=$1 code=0 errors="$venvs/$1-pytest.stderr"
   echo "=== [$name] pytest"
-  (cd "$root" && "$venvs/$name/bin/python" -m pytest -q -p no:cacheprovider "${@:2}")
+  (cd "$root" && "$venvs/$name/bin/python" -m pytest -q -p no:cacheprovider "${@:2}") 2>"$errors" || code=$?
+  cat "$errors" >&2
+  if [ $code -ne 0 ]; then
+    failures+=("[$name] pytest exited with $code; the last lines it wrote to stderr:")
+    while IFS= read -r line; do failures+=("    $line"); done < <(grep -v '^\s*$' "$errors" | tail -n 8)
+  fi
+  return $code
 }
+failures=()
 
 # The handwriting page's browser test drives Debian's Chromium through Playwright (Playwright's own
 # browser download is not reachable everywhere): install it when missing, without ever prompting.
@@ -60,5 +69,10 @@ else
   run_suite nnabla "$@" || status=1
 fi
 
-if [ $status -eq 0 ]; then echo "=== all environments passed"; else echo "=== FAILED in at least one environment"; fi
+if [ $status -eq 0 ]; then
+  echo "=== all environments passed"
+else
+  for line in "${failures[@]}"; do echo "=== $line"; done
+  echo "=== FAILED in at least one environment"
+fi
 exit $status

@@ -38,6 +38,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster():
+    # ray.init makes SIGTERM raise SystemExit in this process; pytest's own handlers come back after
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         c.add_node(num_cpus=1)
@@ -47,6 +49,8 @@ def cluster():
     finally:
         ray.shutdown()
         c.shutdown()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def _loopback(address: str) -> bool:
