@@ -36,7 +36,11 @@ def _open(source: Any, what: str) -> Any:
         if isinstance(source, (str, os.PathLike)) and not stat.S_ISREG(os.stat(source).st_mode):
             raise InputError(f"{what}: {os.fspath(source)} is not a regular file")
         image = Image.open(source)
-        image.load()
+        try:
+            image.load()
+        except BaseException:
+            image.close()  # a damaged file: Pillow keeps it open until the image is closed
+            raise
         return image
     except FileNotFoundError:
         raise InputError(f"{what}: image file not found: {os.fspath(source)}") from None
