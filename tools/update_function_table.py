@@ -6,7 +6,11 @@ The protobuf field number of a function's parameter message is ``1001 + index`` 
 function in the flattened YAML (all functions counted, with or without arguments);
 solver parameter fields are ``100 + index``.  This script extracts exactly those facts.
 
+It also writes the schema nncbridge assembles from the table, serialized, as
+``nnabla_schema.binpb`` beside it (``--descriptor-only`` rewrites just that file).
+
 Usage: python tools/update_function_table.py path/to/functions.yaml path/to/solvers.yaml
+       python tools/update_function_table.py --descriptor-only
 """
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 OUT = Path(__file__).resolve().parent.parent / "nncbridge" / "format" / "nnabla_schema.json"
 
 
 def _ordered_yaml(path: str) -> dict:
+    import yaml
+
     with open(path, encoding="utf-8") as f:
         return yaml.safe_load(f)  # dicts keep insertion order on Python 3.7+
 
@@ -70,9 +74,24 @@ def main(functions_yaml: str, solvers_yaml: str) -> None:
     ]
     OUT.write_text(json.dumps({"functions": functions, "solvers": solvers}, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT}: {len(functions)} functions, {len(solvers)} solvers")
+    write_serialized_descriptor()
+
+
+def write_serialized_descriptor() -> None:
+    """The schema assembled from OUT, serialized beside it (what nncbridge loads at start)."""
+    sys.path.insert(0, str(OUT.parents[2]))
+    from nncbridge.format import schema
+
+    schema.function_table.cache_clear()
+    data = schema.build_file_descriptor().SerializeToString(deterministic=True)
+    Path(schema.SERIALIZED_DESCRIPTOR).write_bytes(data)
+    print(f"wrote {schema.SERIALIZED_DESCRIPTOR}: {len(data)} bytes")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if sys.argv[1:] == ["--descriptor-only"]:
+        write_serialized_descriptor()
+    elif len(sys.argv) != 3:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    else:
+        main(sys.argv[1], sys.argv[2])

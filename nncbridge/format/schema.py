@@ -7,6 +7,8 @@ message classes that parse and print binary and text encodings with protobuf's o
 
 Message and field names and numbers match nnabla's ``nnabla.proto``; the function and
 solver parameter messages come from ``nnabla_schema.json`` (see tools/update_function_table.py).
+That tool also stores the assembled descriptor, serialized, as ``nnabla_schema.binpb``: loading it
+costs a fraction of assembling it at every start (a test keeps the two equal).
 """
 from __future__ import annotations
 
@@ -139,22 +141,32 @@ def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     return fdp
 
 
+SERIALIZED_DESCRIPTOR = os.path.join(os.path.dirname(__file__), "nnabla_schema.binpb")
+
+
 @functools.lru_cache(maxsize=None)
-def _message_classes() -> dict[str, type]:
+def _pool() -> tuple[Any, Any]:
+    """The private pool holding the schema, and the function making a message class of it."""
     from google.protobuf import message_factory
 
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(build_file_descriptor())
-    file_desc = pool.FindFileByName(PACKAGE_FILE)
+    with open(SERIALIZED_DESCRIPTOR, "rb") as f:
+        pool.AddSerializedFile(f.read())
     # protobuf 4+ has GetMessageClass; 3.x (nnabla's pin) only MessageFactory.GetPrototype.
     get_class = getattr(message_factory, "GetMessageClass", None) or \
         getattr(message_factory.MessageFactory(pool), "GetPrototype")
-    return {name: get_class(desc) for name, desc in file_desc.message_types_by_name.items()}
+    return pool, get_class
 
 
+@functools.lru_cache(maxsize=None)
 def message_class(name: str) -> type:
     """The message class for a message of nnabla.proto, e.g. ``message_class("NNablaProtoBuf")``."""
-    return _message_classes()[name]
+    pool, get_class = _pool()
+    try:
+        descriptor = pool.FindMessageTypeByName(name)
+    except KeyError:
+        raise KeyError(name) from None
+    return get_class(descriptor)  # type: ignore[no-any-return]
 
 
 def new_nnp_message() -> Any:
