@@ -53,7 +53,7 @@ def test_build_makes_a_wheel_and_an_sdist_twine_accepts(dist: Path) -> None:
     sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "nncbridge").rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
     assert {"nncbridge/py.typed", "nncbridge/format/nnabla_schema.json", "nncbridge/format/nnabla_schema.binpb",
-            "nncbridge/__init__.py"} <= sources
+            "nncbridge/export/onnx_subset.binpb", "nncbridge/__init__.py"} <= sources
 
     with tarfile.open(sdists[0]) as tar:
         top = sdists[0].name[:-len(".tar.gz")]

@@ -175,16 +175,3 @@ def test_parameters_match_nnabla(shared_exports, name):
             [(f.name, f.type, f.inputs, f.outputs) for f in ours.functions]
         assert {v.name: tuple(v.shape.dim) for v in n.variable} == {v.name: v.shape for v in ours.variables.values()}
 
-
-def test_stored_schema_descriptor_is_the_one_assembled_from_the_function_table():
-    # nncbridge loads nnabla_schema.binpb; tools/update_function_table.py writes it from nnabla_schema.json
-    from google.protobuf import descriptor_pb2
-
-    from nncbridge.format import schema
-
-    stored = descriptor_pb2.FileDescriptorProto.FromString(Path(schema.SERIALIZED_DESCRIPTOR).read_bytes())
-    assert stored == schema.build_file_descriptor()
-    function = schema.message_class("Function").DESCRIPTOR
-    table = schema.function_table()["functions"]
-    assert {f.name for f in function.oneofs_by_name["parameter"].fields} == \
-        {f"{info['snake_name']}_param" for info in table if info["has_message"]}

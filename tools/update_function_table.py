@@ -6,11 +6,9 @@ The protobuf field number of a function's parameter message is ``1001 + index`` 
 function in the flattened YAML (all functions counted, with or without arguments);
 solver parameter fields are ``100 + index``.  This script extracts exactly those facts.
 
-It also writes the schema nncbridge assembles from the table, serialized, as
-``nnabla_schema.binpb`` beside it (``--descriptor-only`` rewrites just that file).
+Then it stores the schema assembled from the new table (tools/store_descriptors.py).
 
 Usage: python tools/update_function_table.py path/to/functions.yaml path/to/solvers.yaml
-       python tools/update_function_table.py --descriptor-only
 """
 from __future__ import annotations
 
@@ -74,24 +72,12 @@ def main(functions_yaml: str, solvers_yaml: str) -> None:
     ]
     OUT.write_text(json.dumps({"functions": functions, "solvers": solvers}, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT}: {len(functions)} functions, {len(solvers)} solvers")
-    write_serialized_descriptor()
+    import store_descriptors  # the schema assembled from the new table, stored beside it
 
-
-def write_serialized_descriptor() -> None:
-    """The schema assembled from OUT, serialized beside it (what nncbridge loads at start)."""
-    sys.path.insert(0, str(OUT.parents[2]))
-    from nncbridge.format import schema
-
-    schema.function_table.cache_clear()
-    data = schema.build_file_descriptor().SerializeToString(deterministic=True)
-    Path(schema.SERIALIZED_DESCRIPTOR).write_bytes(data)
-    print(f"wrote {schema.SERIALIZED_DESCRIPTOR}: {len(data)} bytes")
+    store_descriptors.main()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--descriptor-only"]:
-        write_serialized_descriptor()
-    elif len(sys.argv) != 3:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
-    else:
-        main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2])

@@ -6,19 +6,27 @@ built with message classes made here from a table of onnx.proto's names and fiel
 (proto2, like onnx.proto: the bytes equal those of ``onnx``'s own classes; tests compare both the
 descriptors and the bytes). The node, attribute and tensor helpers follow ``onnx.helper``'s
 rules. ``to_onnx`` turns the result into an ``onnx.ModelProto`` for callers who want one.
+The assembled descriptor is stored serialized as ``onnx_subset.binpb`` (tools/store_descriptors.py),
+which is what nncbridge loads.
 """
 from __future__ import annotations
 
 import functools
 import numbers
 import sys
+import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool
+
+from ..util.descriptors import load_stored_descriptor
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
 _FILE = "nncbridge_onnx.proto"
+SERIALIZED_DESCRIPTOR = os.path.join(os.path.dirname(__file__), "onnx_subset.binpb")
 
 # message | field:number:type ...   ("*" = repeated; scalar types as in .proto; enums as int32;
 # a nested message, Outer.Inner, after its outer one)
@@ -54,7 +62,10 @@ _IR_VERSION_OF_OPSET = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 
 NEWEST_OPSET = max(_IR_VERSION_OF_OPSET)
 
 
-def _build() -> descriptor_pb2.FileDescriptorProto:
+def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The messages assembled from the table (what ``onnx_subset.binpb`` stores)."""
+    from google.protobuf import descriptor_pb2
+
     fdp = descriptor_pb2.FileDescriptorProto(name=_FILE, package="nncbridge_onnx", syntax="proto2")
     field_type = descriptor_pb2.FieldDescriptorProto
     messages: dict[str, descriptor_pb2.DescriptorProto] = {}
@@ -83,13 +94,7 @@ def _build() -> descriptor_pb2.FileDescriptorProto:
 
 @functools.lru_cache(maxsize=None)
 def _classes() -> dict[str, Any]:
-    from google.protobuf import message_factory
-
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(_build())
-    # protobuf 4+ has GetMessageClass; 3.x (nnabla's pin) only MessageFactory.GetPrototype.
-    get_class = getattr(message_factory, "GetMessageClass", None) or \
-        getattr(message_factory.MessageFactory(pool), "GetPrototype")
+    pool, get_class = load_stored_descriptor(SERIALIZED_DESCRIPTOR)
     return {name: get_class(pool.FindMessageTypeByName(f"nncbridge_onnx.{name}"))
             for name in ("ModelProto", "GraphProto", "NodeProto", "AttributeProto", "TensorProto",
                          "ValueInfoProto", "OperatorSetIdProto")}

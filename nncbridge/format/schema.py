@@ -7,17 +7,20 @@ message classes that parse and print binary and text encodings with protobuf's o
 
 Message and field names and numbers match nnabla's ``nnabla.proto``; the function and
 solver parameter messages come from ``nnabla_schema.json`` (see tools/update_function_table.py).
-That tool also stores the assembled descriptor, serialized, as ``nnabla_schema.binpb``: loading it
-costs a fraction of assembling it at every start (a test keeps the two equal).
+The assembled descriptor is stored serialized as ``nnabla_schema.binpb`` (tools/store_descriptors.py),
+which is what nncbridge loads.
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool
+from ..util.descriptors import load_stored_descriptor
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
 PACKAGE_FILE = "nncbridge_nnabla.proto"
 
@@ -58,17 +61,6 @@ OutputVariable | variable_name:1:string type:2:string data_name:3:string
 Function | name:1:string type:2:string repeat_id:3:*string context:10:Context input:20:*string output:30:*string repeat_param:100:RepeatParameter recurrent_param:101:RecurrentParameter
 """
 
-_FDP = descriptor_pb2.FieldDescriptorProto
-_SCALARS = {
-    "int64": _FDP.TYPE_INT64,
-    "uint32": _FDP.TYPE_UINT32,
-    "float": _FDP.TYPE_FLOAT,
-    "double": _FDP.TYPE_DOUBLE,
-    "bool": _FDP.TYPE_BOOL,
-    "string": _FDP.TYPE_STRING,
-}
-
-
 @functools.lru_cache(maxsize=None)
 def function_table() -> dict[str, Any]:
     """nnabla's function and solver tables (names, field numbers, inputs, arguments, defaults)."""
@@ -78,8 +70,14 @@ def function_table() -> dict[str, Any]:
         return json.load(f)
 
 
+_SCALARS = {"int64": "TYPE_INT64", "uint32": "TYPE_UINT32", "float": "TYPE_FLOAT", "double": "TYPE_DOUBLE",
+            "bool": "TYPE_BOOL", "string": "TYPE_STRING"}
+
+
 def _add_field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, type_spec: str,
                oneof_index: int | None = None) -> None:
+    from google.protobuf.descriptor_pb2 import FieldDescriptorProto as fdp_field
+
     field = msg.field.add(name=name, number=number, json_name=_camel(name))
     repeated = type_spec.startswith("*") or type_spec.startswith("repeated ")
     base = type_spec.lstrip("*").replace("repeated ", "")
@@ -90,15 +88,15 @@ def _add_field(msg: descriptor_pb2.DescriptorProto, name: str, number: int, type
         entry.options.map_entry = True
         _add_field(entry, "key", 1, key_type)
         _add_field(entry, "value", 2, value_type)
-        field.label = _FDP.LABEL_REPEATED
-        field.type = _FDP.TYPE_MESSAGE
+        field.label = fdp_field.LABEL_REPEATED
+        field.type = fdp_field.TYPE_MESSAGE
         field.type_name = f".{msg.name}.{entry_name}"
         return
-    field.label = _FDP.LABEL_REPEATED if repeated else _FDP.LABEL_OPTIONAL
+    field.label = fdp_field.LABEL_REPEATED if repeated else fdp_field.LABEL_OPTIONAL
     if base in _SCALARS:
-        field.type = _SCALARS[base]
+        field.type = getattr(fdp_field, _SCALARS[base])
     else:
-        field.type = _FDP.TYPE_MESSAGE
+        field.type = fdp_field.TYPE_MESSAGE
         field.type_name = "." + base
     if oneof_index is not None:
         field.oneof_index = oneof_index
@@ -110,6 +108,9 @@ def _camel(name: str) -> str:
 
 
 def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The schema assembled from the table (what ``nnabla_schema.binpb`` stores)."""
+    from google.protobuf import descriptor_pb2
+
     fdp = descriptor_pb2.FileDescriptorProto(name=PACKAGE_FILE, syntax="proto3")
     messages: dict[str, descriptor_pb2.DescriptorProto] = {}
     for line in _CORE_MESSAGES.strip().splitlines():
@@ -146,16 +147,7 @@ SERIALIZED_DESCRIPTOR = os.path.join(os.path.dirname(__file__), "nnabla_schema.b
 
 @functools.lru_cache(maxsize=None)
 def _pool() -> tuple[Any, Any]:
-    """The private pool holding the schema, and the function making a message class of it."""
-    from google.protobuf import message_factory
-
-    pool = descriptor_pool.DescriptorPool()
-    with open(SERIALIZED_DESCRIPTOR, "rb") as f:
-        pool.AddSerializedFile(f.read())
-    # protobuf 4+ has GetMessageClass; 3.x (nnabla's pin) only MessageFactory.GetPrototype.
-    get_class = getattr(message_factory, "GetMessageClass", None) or \
-        getattr(message_factory.MessageFactory(pool), "GetPrototype")
-    return pool, get_class
+    return load_stored_descriptor(SERIALIZED_DESCRIPTOR)
 
 
 @functools.lru_cache(maxsize=None)
