@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 import nncbridge
 from nncbridge.export.onnx_export import FAST_OPSET, default_opset, newest_onnxruntime_opset, to_onnx
@@ -174,13 +175,45 @@ def test_project_models_are_static_apart_from_the_batch(path):
 
 
 def test_batched_generators_read_the_batch_with_one_node():
-    """A Constant generator that follows the batch: one Shape node (start/end) feeds its Expand."""
+    """A generator that must follow the batch (here a Range concatenated to the input): one Shape
+    node (start/end) feeds its Expand."""
+    from tests.nntxt import generator_concat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text, shapes = generator_concat("Range")
+        path = write_nnp(Path(tmp) / "range.nnp", text, _params(shapes))
+        proto = to_onnx(path)
+    shape_nodes = [n for n in proto.graph.node if n.op_type == "Shape"]
+    assert len(shape_nodes) == 1 and "Slice" not in _ops(proto) and "Expand" in _ops(proto)
+    assert {a.name: a.i for a in shape_nodes[0].attribute} == {"start": 0, "end": 1}
+
+
+def test_a_constant_initial_state_concatenated_to_the_input_is_a_pad():
+    """Elman's first step reads Concatenate(x_0, Delay_Initial) with Delay_Initial = 0.5: a Pad of
+    x_0 with 0.5, and nothing reads the batch size."""
     from tests.nntxt import elman
 
     with tempfile.TemporaryDirectory() as tmp:
-        text, shapes = elman(3, 2, 4)
+        text, shapes = elman(3, 2, 4, initial=0.5)
         path = write_nnp(Path(tmp) / "elman.nnp", text, _params(shapes))
         proto = to_onnx(path)
-    shape_nodes = [n for n in proto.graph.node if n.op_type == "Shape"]
-    assert len(shape_nodes) == 1 and "Slice" not in _ops(proto)
-    assert {a.name: a.i for a in shape_nodes[0].attribute} == {"start": 0, "end": 1}
+    assert not {"Shape", "Expand"} & set(_ops(proto))
+    pads = [n for n in proto.graph.node if n.op_type == "Pad"]
+    assert len(pads) == 1
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    assert values[pads[0].input[1]].tolist() == [0, 0, 0, 4]  # (batch, 2) -> (batch, 2 + 4)
+    assert float(values[pads[0].input[2]]) == 0.5
+
+
+def test_a_generator_multiplied_in_broadcasts_one_row():
+    """Mul2(Input, Noise) with Noise a generator that follows the batch: one row of it, broadcast."""
+    from tests.nntxt import executor, fn, network, var
+
+    body = var("Input", (-1, 4)) + var("Noise", (-1, 4)) + var("Mul2", (-1, 4)) + fn("Mul2", "Mul2", ["Input", "Noise"], ["Mul2"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_nnp(Path(tmp) / "mul.nnp", network("Main", {}, body)
+                         + executor("Main", ["Input"], ["Mul2"], [("Noise", "Constant", 0.25)]), {})
+        proto = to_onnx(path)
+    assert _ops(proto) == {"Mul": 1}
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    np.testing.assert_array_equal(values["Noise"], np.full((1, 4), 0.25, np.float32))

@@ -115,6 +115,17 @@ def test_generator_variable_follows_the_batch(tmp_path, kind, multiplier):
     check(tmp_path, text, {}, {"Input": (3, 2)})
 
 
+@pytest.mark.parametrize("kind, multiplier", [("Constant", -1.5), ("Range", 0.25)])
+@pytest.mark.parametrize("generator_first", [False, True])
+def test_generator_variable_read_by_elementwise_ops(tmp_path, kind, multiplier, generator_first):
+    """Mul2/Sub2 of the input and a generator that follows the batch (one row broadcast in ONNX)."""
+    pair = ["Noise", "Input"] if generator_first else ["Input", "Noise"]
+    body = (var("Input", (-1, 2, 3)) + var("Noise", (-1, 2, 3)) + var("Mul2", (-1, 2, 3)) + var("Sub2", (-1, 2, 3))
+            + fn("Mul2", "Mul2", pair, ["Mul2"]) + fn("Sub2", "Sub2", [pair[1], "Mul2"], ["Sub2"]))
+    text = network("Main", {}, body) + executor("Main", ["Input"], ["Sub2"], [("Noise", kind, multiplier)])
+    check(tmp_path, text, {}, {"Input": (3, 2, 3)})
+
+
 def test_missing_per_iteration_parameter_is_an_error_not_random(tmp_path):
     text, params = repeat_affine_tanh(3, 4)
     path = tmp_path / "model.nnp"
