@@ -38,6 +38,10 @@ class InputError(NncBridgeError):
     """Data given to a predictor does not fit the model's inputs."""
 
 
+class ImageTooLargeError(InputError):
+    """An image has more pixels than nncbridge decodes (``nncbridge.dataset.images.MAX_IMAGE_PIXELS``)."""
+
+
 class RequestError(InputError):
     """An HTTP request to the model server cannot be served; ``status`` is the HTTP status it gets."""
 

@@ -1,6 +1,7 @@
 """Image decoding: the optional imagecodecs path must give exactly what Pillow gives, or step aside."""
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from nncbridge.dataset import images
-from nncbridge.errors import InputError
+from nncbridge.errors import ImageTooLargeError, InputError
 
 pytest.importorskip("imagecodecs")
 RNG = np.random.RandomState(7)
@@ -126,3 +127,27 @@ def test_a_device_named_like_a_png_is_refused(tmp_path):
     assert images._plain_png_pixels(tmp_path / "zero.png", (1, 9, 7)) is None
     with pytest.raises(InputError, match="not a regular file"):
         images.image_to_array(tmp_path / "zero.png", (1, 9, 7), True)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_over_the_pixel_limit_but_under_pillows_own_is_refused_too(tmp_path, monkeypatch):
+    # Pillow refuses at twice its limit only (and warns below); nncbridge refuses at the limit
+    path = tmp_path / "x.bmp"  # not a plain PNG, so Pillow decodes it
+    Image.new("L", (7, 9)).save(path)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 40)
+    with pytest.raises(ImageTooLargeError, match="7x9, larger than 40 pixels"):
+        images.image_to_array(path, (1, 9, 7), True)
+
+
+def test_image_bytes_and_file_objects_read_as_the_file_does(tmp_path):
+    pixels = np.random.RandomState(5).randint(0, 256, (9, 7)).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(pixels).save(path)
+    expected = (pixels / 255.0).astype(np.float32)[None]
+    for source in (path, path.read_bytes(), io.BytesIO(path.read_bytes())):
+        np.testing.assert_array_equal(images.image_to_array(source, (1, 9, 7), True), expected)
+    with pytest.raises(InputError, match="the image is empty"):
+        images.image_to_array(b"", (1, 9, 7), True)
+    Image.fromarray(pixels).save(tmp_path / "x.bmp")
+    with pytest.raises(InputError, match=r"cannot read image \(PNG accepted\)"):
+        images.open_image((tmp_path / "x.bmp").read_bytes(), "upload", ("PNG",))

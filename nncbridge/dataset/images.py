@@ -1,6 +1,7 @@
 """Images preprocessed exactly as Console's data loader does it."""
 from __future__ import annotations
 
+import io
 import os
 import stat
 from functools import lru_cache
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ImageTooLargeError, InputError
 
 MAX_IMAGE_PIXELS = 64_000_000
 
@@ -25,34 +26,49 @@ def image_channels(shape: tuple[int, ...]) -> int:
     return shape[0] if len(shape) == 3 else 1
 
 
-def _open(source: Any, what: str) -> Any:
+def open_image(source: Any, what: str, formats: tuple[str, ...] | None = None) -> Any:
+    """A path, file object, bytes or PIL image as a loaded PIL image of at most ``MAX_IMAGE_PIXELS``
+    pixels, decoded by Pillow (in ``formats`` only, when given: what a server takes from anyone)."""
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     if isinstance(source, Image.Image):
         return source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise InputError(f"{what}: the image is empty")
+        source = io.BytesIO(source)
+    named = f" {os.fspath(source)}" if isinstance(source, (str, os.PathLike)) else ""
+    accepted = f" ({', '.join(formats)} accepted)" if formats else ""
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         # A FIFO or device path would block or never end: only regular files are opened.
-        if isinstance(source, (str, os.PathLike)) and not stat.S_ISREG(os.stat(source).st_mode):
-            raise InputError(f"{what}: {os.fspath(source)} is not a regular file")
-        image = Image.open(source)
-        try:
-            image.load()
-        except BaseException:
-            image.close()  # a damaged file: Pillow keeps it open until the image is closed
-            raise
-        return image
+        if named and not stat.S_ISREG(os.stat(source).st_mode):
+            raise InputError(f"{what}:{named} is not a regular file")
+        image = Image.open(source, formats=formats)
     except FileNotFoundError:
-        raise InputError(f"{what}: image file not found: {os.fspath(source)}") from None
+        raise InputError(f"{what}: image file not found:{named}") from None
     except Image.DecompressionBombError:
-        raise InputError(f"{what}: image is larger than {MAX_IMAGE_PIXELS} pixels") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise InputError(f"{what}: cannot read image {os.fspath(source) if not hasattr(source, 'read') else ''}: {e}") from None
+        raise ImageTooLargeError(f"{what}: the image{named} is larger than {MAX_IMAGE_PIXELS:,} pixels") from None
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
+        raise InputError(f"{what}: cannot read image{named}{accepted}: {e}") from None
+    try:
+        if image.width * image.height > MAX_IMAGE_PIXELS:  # Pillow refuses only at twice its limit
+            raise ImageTooLargeError(f"{what}: the image{named} is {image.width}x{image.height}, larger than "
+                                     f"{MAX_IMAGE_PIXELS:,} pixels")
+        image.load()
+    except BaseException as e:
+        image.close()  # Pillow keeps the file open until the image is closed
+        if isinstance(e, (InputError, KeyboardInterrupt, SystemExit)):
+            raise
+        raise InputError(f"{what}: cannot read image{named}{accepted}: {e}") from None
+    return image
 
 
 def image_to_array(source: Any, shape: tuple[int, ...], normalize: bool, resize: bool = False,
                    what: str = "image") -> np.ndarray:
-    """A path, file object or PIL image as float32 in the input's layout (C, H, W) or (H, W).
+    """A path, file object, bytes or PIL image as float32 in the input's layout (C, H, W) or (H, W).
 
     Grayscale or RGB is chosen by the input's channel count; 8-bit values are scaled by 1/255
     and 16-bit ones by 1/65535 when ``normalize`` (Console's default), otherwise kept as is.
@@ -69,7 +85,7 @@ def load_pixels(source: Any, shape: tuple[int, ...], resize: bool = False, what:
         pixels = _plain_png_pixels(source, shape)
         if pixels is not None:
             return pixels
-    image = _open(source, what)
+    image = open_image(source, what)
     channels = image_channels(shape)
     height, width = shape[-2], shape[-1]
     sixteen_bit = image.mode in ("I;16", "I;16B", "I;16L", "I")

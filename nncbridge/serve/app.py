@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hmac
 import importlib.util
-import io
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import InputError, NncBridgeError, RequestError
+from ..errors import ImageTooLargeError, InputError, NncBridgeError, RequestError
 from ..predictor import Predictor, TensorInfo
 from . import protocol
 from .batching import Batcher
@@ -128,6 +127,8 @@ def create_app(models: Mapping[str, ModelSpec], *, token: str | None = None, max
             response = await handle()
         except RequestError as e:
             response = error_response(e.status, str(e))
+        except ImageTooLargeError as e:
+            response = error_response(413, str(e))
         except InputError as e:  # what Predictor says about the data
             response = error_response(400, str(e))
         except NncBridgeError as e:  # BackendError and anything else about the model: the server's fault
@@ -289,26 +290,10 @@ def only_image_input(model: ServedModel) -> TensorInfo:
 
 def image_sample(predictor: Predictor, info: TensorInfo, data: bytes, resize: bool) -> np.ndarray:
     """An uploaded image as ``Predictor`` preprocesses it for ``info``. The bytes are decoded here
-    (never written anywhere or opened by name)."""
-    from PIL import Image
+    (never written anywhere or opened by name), in IMAGE_FORMATS only."""
+    from ..dataset.images import open_image
 
-    from ..dataset.images import MAX_IMAGE_PIXELS
-
-    what = f"input {info.name!r} (data {info.data_name!r})"
-    if not data:
-        raise RequestError(f"{what}: the image is empty")
-    try:
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise RequestError(f"{what}: the image is {image.width}x{image.height}, more than "
-                               f"{MAX_IMAGE_PIXELS:,} pixels", 413)
-        image.load()
-    except RequestError:
-        raise
-    except Image.DecompressionBombError:
-        raise RequestError(f"{what}: the image has more than {MAX_IMAGE_PIXELS:,} pixels", 413) from None
-    except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
-        raise RequestError(f"{what}: cannot decode the image ({', '.join(IMAGE_FORMATS)} accepted): {e}") from None
+    image = open_image(bytes(data), f"input {info.name!r} (data {info.data_name!r})", IMAGE_FORMATS)
     return predictor.sample_array(info, image, resize)
 
 
