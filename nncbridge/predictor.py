@@ -132,7 +132,8 @@ class Predictor:
         """Predict one sample or a batch.
 
         ``data``: a numpy array (one sample shaped like the input, or a batch with a leading
-        dimension), an image path / ``PIL.Image`` / uint8 HWC array for image inputs, a list of
+        dimension), an image path / encoded image bytes / binary file object / ``PIL.Image`` /
+        uint8 HWC array for image inputs, a list of
         such samples (a batch), or a dict keyed by variable or data name for several inputs.
         Returns a numpy array for one output, else a dict keyed by output variable name; a single
         sample gives results without the batch dimension.
@@ -291,7 +292,8 @@ def _is_number(x: Any) -> bool:
 
 
 def _is_single_image(value: Any) -> bool:
-    if isinstance(value, (str, Path, os.PathLike)):
+    """A path, encoded image bytes (an upload, a database field), a binary file object or a PIL image."""
+    if isinstance(value, (str, Path, os.PathLike, bytes, bytearray, memoryview)) or hasattr(value, "read"):
         return True
     try:
         from PIL import Image

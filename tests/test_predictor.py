@@ -83,6 +83,19 @@ def test_images_are_divided_by_255_like_console(image_model, tmp_path):
     assert p.predict([tmp_path / "a.png", tmp_path / "a.png"]).shape == (2, 1, 4, 5)
     rgb = np.stack([pixels] * 3, axis=-1)
     np.testing.assert_array_equal(p.predict(Image.fromarray(rgb)), expected)  # converted to grayscale
+    encoded = (tmp_path / "a.png").read_bytes()  # an upload or a database field: the file's bytes
+    np.testing.assert_array_equal(p.predict(encoded), expected)
+    with open(tmp_path / "a.png", "rb") as f:
+        np.testing.assert_array_equal(p.predict(f), expected)
+    np.testing.assert_array_equal(p.predict([encoded, bytearray(encoded)]), np.stack([expected, expected]))
+    with pytest.raises(InputError, match="cannot read image"):
+        p.predict(b"not an image")
+
+
+def test_image_bytes_for_an_input_that_takes_no_images_are_an_input_error(affine_model, tmp_path):
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(InputError, match="does not take images"):
+        nncbridge.load(affine_model).predict((tmp_path / "a.png").read_bytes())
 
 
 @pytest.mark.parametrize("input_shape, array_shape, words", [
