@@ -71,9 +71,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        self._finish_reading()
+        return self.process.returncode
+
+    def _finish_reading(self) -> None:
+        """Join the reader threads (the process has exited) and close its pipes."""
         for t in self._threads:
             t.join(5)
-        return self.process.returncode
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None and not any(t.is_alive() for t in self._threads):
+                pipe.close()
 
     def resident_kib(self) -> int:
         """Resident memory of the server process (Linux /proc)."""
@@ -87,7 +94,10 @@ class Server:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        return self.process.poll() if self.process.poll() is not None else self.stop()
+        if self.process.poll() is None:
+            return self.stop()
+        self._finish_reading()
+        return self.process.returncode
 
 
 def server_fixture(*args: str):

@@ -127,14 +127,15 @@ def test_convert_killed_while_writing_leaves_no_final_file(tmp_path):
     model = _big_affine_nnp(tmp_path / "big.nnp")  # a 32 MB ONNX file to write
     out = tmp_path / "out"
     out.mkdir()
-    names = _kill_while_writing(_cli("convert", str(model), str(out / "model.onnx")), out, "model.onnx")
+    with _cli("convert", str(model), str(out / "model.onnx")) as proc:  # closes its stderr pipe
+        names = _kill_while_writing(proc, out, "model.onnx")
     _assert_only_partials(names, "model.onnx")
 
 
 def test_convert_completes_to_the_final_name_only(tmp_path):
     model = _big_affine_nnp(tmp_path / "big.nnp", 10, 20)
-    proc = _cli("convert", str(model), str(tmp_path / "model.onnx"))
-    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    with _cli("convert", str(model), str(tmp_path / "model.onnx")) as proc:
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.nnp", "model.onnx"]
 
 
@@ -159,7 +160,8 @@ def _start_big_predict(tmp_path: Path, big_csv: Path) -> tuple[subprocess.Popen,
 
 def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
     proc, out = _start_big_predict(tmp_path, big_csv)
-    names = _kill_while_writing(proc, out, "result.csv")
+    with proc:
+        names = _kill_while_writing(proc, out, "result.csv")
     _assert_only_partials(names, "result.csv")
 
 
@@ -167,11 +169,12 @@ def test_predict_killed_while_writing_leaves_no_final_file(tmp_path, big_csv):
 def test_worker_processes_end_when_predict_is_killed(tmp_path, big_csv):
     """SIGKILL leaves a predict's worker processes no shutdown; they must not wait for tasks forever."""
     proc, out = _start_big_predict(tmp_path, big_csv)
-    deadline = time.monotonic() + 60
-    while not (workers := _children(proc.pid)):
-        assert proc.poll() is None and time.monotonic() < deadline, "no worker process started"
-        time.sleep(0.01)
-    _kill_while_writing(proc, out, "result.csv")
+    with proc:
+        deadline = time.monotonic() + 60
+        while not (workers := _children(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no worker process started"
+            time.sleep(0.01)
+        _kill_while_writing(proc, out, "result.csv")
     deadline = time.monotonic() + 20
     while (alive := [p for p in workers if _running(p)]) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -209,9 +212,9 @@ def test_predict_error_midway_removes_its_temporary_file(tmp_path, big_csv):
             dst.write("1,2,oops\n" if k == 5000 else line)
             if k > 6000:
                 break
-    proc = _cli("predict", str(model), str(bad), "-o", str(tmp_path / "result.csv"), "--quiet")
-    assert proc.wait(timeout=60) == 2
-    assert "line 5001" in proc.stderr.read().decode()
+    with _cli("predict", str(model), str(bad), "-o", str(tmp_path / "result.csv"), "--quiet") as proc:
+        assert proc.wait(timeout=60) == 2
+        assert "line 5001" in proc.stderr.read().decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "vec.nnp"]
 
 

@@ -284,13 +284,13 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     classes = 200  # the report's confusion matrix is far larger than a pipe's buffer
     path = write_csv(tmp_path / "p.csv", ["y"] + [f"y'__{i}" for i in range(classes)],
                      [[i % classes] + [1.0 if j == i % classes else 0.0 for j in range(classes)] for i in range(400)])
-    process = subprocess.Popen([sys.executable, "-m", "nncbridge", "evaluate", "--predictions", str(path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None and process.stderr is not None
-    assert process.stdout.read(20).startswith(b"y' vs y")
-    process.stdout.close()  # like `| head`
-    stderr = process.stderr.read().decode()
-    assert process.wait(timeout=120) == 1 and stderr == "", stderr
+    with subprocess.Popen([sys.executable, "-m", "nncbridge", "evaluate", "--predictions", str(path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(20).startswith(b"y' vs y")
+        process.stdout.close()  # like `| head`
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 1 and stderr == "", stderr
 
 
 def test_a_pipe_as_dataset_is_refused(tmp_path):
