@@ -66,14 +66,15 @@ class DatasetCsv:
             raise DatasetError(f"{self.path}: cannot open: {e.strerror}") from None
         self._reader = csv.reader(self._file)
         try:
-            self.header = next(self._reader)
-            self.columns = parse_header(self.header)
-        except BaseException as e:
-            self._file.close()  # no one else can: the object is not made
-            if isinstance(e, StopIteration):
+            try:
+                self.header = next(self._reader)
+            except StopIteration:
                 raise DatasetError(f"{self.path}: the file is empty (no header row)") from None
-            if isinstance(e, (UnicodeDecodeError, csv.Error)):
+            except (UnicodeDecodeError, csv.Error) as e:
                 raise DatasetError(f"{self.path}: header row: {_describe(e)}") from None
+            self.columns = parse_header(self.header)
+        except BaseException:
+            self._file.close()  # no one else can: the object is not made
             raise
 
     def close(self) -> None:

@@ -45,6 +45,14 @@ def open_image(source: Any, what: str, formats: tuple[str, ...] | None = None) -
         if named and not stat.S_ISREG(os.stat(source).st_mode):
             raise InputError(f"{what}:{named} is not a regular file")
         image = Image.open(source, formats=formats)
+        try:
+            if image.width * image.height > MAX_IMAGE_PIXELS:  # Pillow refuses only at twice its limit
+                raise ImageTooLargeError(f"{what}: the image{named} is {image.width}x{image.height}, larger than "
+                                         f"{MAX_IMAGE_PIXELS:,} pixels")
+            image.load()
+        except BaseException:
+            image.close()  # Pillow keeps the file open until the image is closed
+            raise
     except FileNotFoundError:
         raise InputError(f"{what}: image file not found:{named}") from None
     except Image.DecompressionBombError:
@@ -52,16 +60,6 @@ def open_image(source: Any, what: str, formats: tuple[str, ...] | None = None) -
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
-        raise InputError(f"{what}: cannot read image{named}{accepted}: {e}") from None
-    try:
-        if image.width * image.height > MAX_IMAGE_PIXELS:  # Pillow refuses only at twice its limit
-            raise ImageTooLargeError(f"{what}: the image{named} is {image.width}x{image.height}, larger than "
-                                     f"{MAX_IMAGE_PIXELS:,} pixels")
-        image.load()
-    except BaseException as e:
-        image.close()  # Pillow keeps the file open until the image is closed
-        if isinstance(e, (InputError, KeyboardInterrupt, SystemExit)):
-            raise
         raise InputError(f"{what}: cannot read image{named}{accepted}: {e}") from None
     return image
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import numbers
-import sys
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 

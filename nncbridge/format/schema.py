@@ -154,11 +154,7 @@ def _pool() -> tuple[Any, Any]:
 def message_class(name: str) -> type:
     """The message class for a message of nnabla.proto, e.g. ``message_class("NNablaProtoBuf")``."""
     pool, get_class = _pool()
-    try:
-        descriptor = pool.FindMessageTypeByName(name)
-    except KeyError:
-        raise KeyError(name) from None
-    return get_class(descriptor)  # type: ignore[no-any-return]
+    return get_class(pool.FindMessageTypeByName(name))  # type: ignore[no-any-return]
 
 
 def new_nnp_message() -> Any:

@@ -293,7 +293,7 @@ def image_sample(predictor: Predictor, info: TensorInfo, data: bytes, resize: bo
     (never written anywhere or opened by name), in IMAGE_FORMATS only."""
     from ..dataset.images import open_image
 
-    image = open_image(bytes(data), f"input {info.name!r} (data {info.data_name!r})", IMAGE_FORMATS)
+    image = open_image(data, f"input {info.name!r} (data {info.data_name!r})", IMAGE_FORMATS)
     return predictor.sample_array(info, image, resize)
 
 
