@@ -217,3 +217,28 @@ def test_a_generator_multiplied_in_broadcasts_one_row():
     assert _ops(proto) == {"Mul": 1}
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     np.testing.assert_array_equal(values["Noise"], np.full((1, 4), 0.25, np.float32))
+
+
+def test_recurrent_steps_are_split_and_stacked_without_a_node_per_step():
+    """RecurrentInput is one Reshape + Split and RecurrentOutput one Concat + Reshape: no Squeeze or
+    Unsqueeze per step, so a step of the Elman cell is Concat, Gemm, Tanh. The outputs are the
+    recurrence computed in numpy."""
+    from tests.nntxt import elman
+
+    steps, n_in, hidden = 5, 3, 4
+    with tempfile.TemporaryDirectory() as tmp:
+        text, shapes = elman(steps, n_in, hidden, initial=0.5)
+        params = _params(shapes)
+        proto = to_onnx(write_nnp(Path(tmp) / "elman.nnp", text, params))
+    ops = _ops(proto)
+    assert not {"Squeeze", "Unsqueeze"} & set(ops), ops
+    assert ops["Split"] == 1 and ops["Reshape"] == 2 and ops["Gemm"] == steps, ops
+    w, b = params["Affine/affine/W"], params["Affine/affine/b"]
+    for batch in (3, 1):
+        x = np.random.RandomState(batch).uniform(-1, 1, (batch, steps, n_in)).astype(np.float32)
+        h = np.full((batch, hidden), 0.5, np.float32)
+        expected = []
+        for t in range(steps):
+            h = np.tanh(np.concatenate([x[:, t], h], axis=1) @ w + b)
+            expected.append(h)
+        np.testing.assert_allclose(_run(proto, x), np.stack(expected, axis=1), rtol=1e-5, atol=1e-6)

@@ -42,6 +42,19 @@ def test_transpose_concat_stack_split(tmp_path, opset):
     check_parity_variable_batch(tmp_path, build, [(2, 3, 4), (2, 2, 3)], opset=opset)
 
 
+@pytest.mark.parametrize("axis", [1, 2, 3])
+def test_split_and_stack_along_each_axis(tmp_path, axis):
+    """Inner axes take the merged-axes lowering (one Reshape, no Squeeze/Unsqueeze per part), the last
+    the per-part one; stacking along a new last axis also takes the per-part one."""
+    F = _F()
+
+    def build(x):
+        parts = F.split(x, axis=axis)
+        return parts[0], parts[-1], F.stack(*parts, axis=axis), F.stack(*parts, axis=3)
+
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4, 5)])
+
+
 @pytest.mark.parametrize("start,stop,step", [
     ((0, 1), (3, 4), (1, 2)), ((2, 3), (0, 0), (-1, -1)), ((None, None), (None, None), (-1, -2)),
     ((-1,), (-6,), (-2,)), ((1, -3), (3, -1), (1, 1)), ((0, 0, 0), (2, 3, 5), (1, 1, 1)), ((3,), (1,), (1,)),

@@ -134,9 +134,20 @@ def split(ctx: LoweringContext) -> None:
     if n == 1:
         squeeze(ctx, ctx.inputs[0], [axis], ctx.outputs)
         return
+    if _merges_with_next_axis(ctx, axis, len(x)):
+        # (.., n, r, ..) -> (.., n*r, ..) split in n: each part is one step, without a Squeeze each
+        merged = ctx.op("Reshape", ctx.inputs[0], ctx.batch_free_shape([*x[:axis], n * x[axis + 1], *x[axis + 2:]]))
+        ctx.node("Split", [merged, ctx.ints([x[axis + 1]] * n, "split")], ctx.outputs, axis=axis)
+        return
     parts = ctx.node("Split", [ctx.inputs[0], ctx.ints([1] * n, "split")], n, axis=axis)
     for part, out in zip(parts, ctx.outputs):
         squeeze(ctx, part, [axis], [out])
+
+
+def _merges_with_next_axis(ctx: LoweringContext, axis: int, ndim: int) -> bool:
+    """Whether ``axis`` can be folded into the axis after it by a batch-free Reshape: there is one,
+    and ``axis`` is not dimension 0 (the batch) unless the batch is fixed."""
+    return axis + 1 < ndim and (axis > 0 or ctx.fixed_batch)
 
 
 @shape_rule("Stack")
@@ -150,7 +161,14 @@ def stack_shape(call: FunctionCall) -> list:
 
 @onnx_lowering("Stack")
 def stack(ctx: LoweringContext) -> None:
-    axis = _axis(ctx.call, len(ctx.input_shapes[0]) + 1)
+    step = ctx.input_shapes[0]
+    axis = _axis(ctx.call, len(step) + 1)
+    if _merges_with_next_axis(ctx, axis, len(step) + 1):
+        # steps concatenated along their own axis are the stack with two axes merged: one Reshape
+        # instead of an Unsqueeze per step
+        joined = ctx.op("Concat", *ctx.inputs, axis=axis)
+        ctx.node("Reshape", [joined, ctx.batch_free_shape(ctx.output_shapes[0])], ctx.outputs[:1])
+        return
     parts = [unsqueeze(ctx, x, [axis]) for x in ctx.inputs]
     ctx.node("Concat", parts, ctx.outputs[:1], axis=axis)
 
