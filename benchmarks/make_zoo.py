@@ -21,12 +21,14 @@ written as Console writes them (nntxt with repeat ids), with the builders of ``t
 | resnet18_64 | ResNet-18 (make_models.py) at 3x64x64, 10 classes |
 | elman_recurrent | Console's Recurrent/Delay Elman cell (16 steps, 32 -> 64), Affine head |
 | lstm_recurrent | an LSTM cell from Affine/Sigmoid/Tanh/Mul2/Add2 with two Delays, as Console unrolls it |
+| gru_recurrent | a GRU cell from Affine/Sigmoid/Tanh/Mul2/Add2/RSubScalar with one Delay (16 steps, 32 -> 64), Affine head |
 | resnet_repeat | Console's Repeat around a convolutional residual block (x3), GlobalAveragePooling, Affine |
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -206,16 +208,28 @@ def _head(inp: str, features: int, classes: int = 10) -> tuple[str, dict[str, tu
     return text, {"Head/affine/W": (features, classes), "Head/affine/b": (classes,)}
 
 
-def elman_recurrent(path: Path) -> Path:
-    from tests.nntxt import elman
-
+def _cell_with_head(path: Path, cell: Callable[..., tuple[str, dict[str, tuple[int, ...]]]]) -> Path:
+    """A recurrent cell of tests/nntxt.py (16 steps of 32 inputs, 64 hidden) with an Affine head
+    over all its steps as the executor's output ``y'``."""
     steps, n_in, hidden = 16, 32, 64
-    text, params = elman(steps, n_in, hidden, initial=0.0)
+    text, params = cell(steps, n_in, hidden, initial=0.0)
     head, head_params = _head("RecurrentOutput", steps * hidden)
     text = text.replace('  variable {\n    name: "RecurrentOutput"', head + '  variable {\n    name: "RecurrentOutput"', 1)
     text = text.replace('variable_name: "RecurrentOutput"\n    data_name: "RecurrentOutput"',
                         'variable_name: "Head"\n    data_name: "y\'"')
     return _write_text_nnp(path, text, {**params, **head_params})
+
+
+def elman_recurrent(path: Path) -> Path:
+    from tests.nntxt import elman
+
+    return _cell_with_head(path, elman)
+
+
+def gru_recurrent(path: Path) -> Path:
+    from tests.nntxt import gru
+
+    return _cell_with_head(path, gru)
 
 
 def lstm_recurrent(path: Path) -> Path:
@@ -292,7 +306,7 @@ def resnet_repeat(path: Path, times: int = 3, channels: int = 16, size: int = 32
     return _write_text_nnp(path, text, {**params, **head_params})
 
 
-TEXT_BUILT = {"elman_recurrent": elman_recurrent, "lstm_recurrent": lstm_recurrent, "resnet_repeat": resnet_repeat}
+TEXT_BUILT = {"elman_recurrent": elman_recurrent, "lstm_recurrent": lstm_recurrent, "gru_recurrent": gru_recurrent, "resnet_repeat": resnet_repeat}
 ALL = [*NNABLA_BUILT, "resnet18_64", *TEXT_BUILT]
 
 

@@ -136,6 +136,45 @@ def elman(steps: int = 5, n_in: int = 3, n_hidden: int = 4, initial: float = 0.5
     return text, {"Affine/affine/W": (n_in + n_hidden, n_hidden), "Affine/affine/b": (n_hidden,)}
 
 
+
+def gru(steps: int = 5, n_in: int = 3, n_hidden: int = 4, initial: float = 0.0) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """GRU cell over ``Input`` (batch, steps, n_in) built from Console layers, as Console users draw
+    it: r, z = sigmoid(Affine(concat(x_t, h))), n = tanh(Affine(concat(x_t, r * h))),
+    h_t = (1 - z) * n + z * h (``RSubScalar``), h_{-1} = ``H_Initial`` (a Constant generator).
+    Output ``RecurrentOutput`` (batch, steps, n_hidden)."""
+    r = "RecurrentInput"
+    h = (-1, n_hidden)
+    xh = (-1, n_in + n_hidden)
+    body = (var("Input", (-1, steps, n_in)) + var("H_Initial", h)
+            + var("RecurrentInput", (-1, n_in), [r]) + var("H", h, [r])
+            + fn("RecurrentInput", "RecurrentInput", ["Input"], ["RecurrentInput"], [r], recurrent_param(r, 1))
+            + fn("H", "Delay", ["HNew", "H_Initial"], ["H"], [r], f'recurrent_param {{ repeat_id: "{r}" }}'))
+    params: dict[str, tuple[int, ...]] = {}
+
+    def gate(name: str, source: str, activation: str) -> str:
+        w, b = f"Gate{name}/affine/W", f"Gate{name}/affine/b"
+        params[w], params[b] = (n_in + n_hidden, n_hidden), (n_hidden,)
+        return (param(w, params[w]) + param(b, params[b]) + var(f"Gate{name}", h, [r]) + var(f"Act{name}", h, [r])
+                + fn(f"Gate{name}", "Affine", [source, w, b], [f"Gate{name}"], [r], AFFINE)
+                + fn(f"Act{name}", activation, [f"Gate{name}"], [f"Act{name}"], [r]))
+
+    concat = "concatenate_param { axis: 1 }"
+    body += (var("XH", xh, [r]) + fn("XH", "Concatenate", ["RecurrentInput", "H"], ["XH"], [r], concat)
+             + gate("R", "XH", "Sigmoid") + gate("Z", "XH", "Sigmoid")
+             + var("RH", h, [r]) + fn("RH", "Mul2", ["ActR", "H"], ["RH"], [r])
+             + var("XRH", xh, [r]) + fn("XRH", "Concatenate", ["RecurrentInput", "RH"], ["XRH"], [r], concat)
+             + gate("N", "XRH", "Tanh")
+             + var("Keep", h, [r]) + fn("Keep", "RSubScalar", ["ActZ"], ["Keep"], [r], "r_sub_scalar_param { val: 1 }")
+             + var("New", h, [r]) + fn("New", "Mul2", ["Keep", "ActN"], ["New"], [r])
+             + var("Old", h, [r]) + fn("Old", "Mul2", ["ActZ", "H"], ["Old"], [r])
+             + var("HNew", h, [r]) + fn("HNew", "Add2", ["New", "Old"], ["HNew"], [r])
+             + var("RecurrentOutput", (-1, steps, n_hidden))
+             + fn("RecurrentOutput", "RecurrentOutput", ["HNew"], ["RecurrentOutput"], [], recurrent_param(r, 1, steps)))
+    text = (network("Main", {r: steps}, body)
+            + executor("Main", ["Input"], ["RecurrentOutput"], [("H_Initial", "Constant", initial)]))
+    return text, params
+
+
 def generator_concat(kind: str = "Constant", multiplier: float = 2.5, n: int = 3) -> tuple[str, dict]:
     """y = Concatenate(Input, Noise) along axis 1 with Noise a generator variable (batch, n)."""
     body = (var("Input", (-1, n)) + var("Noise", (-1, n)) + var("Concatenate", (-1, 2 * n))

@@ -16,7 +16,7 @@ import pytest
 
 import nncbridge
 from tests.parity.oracle import assert_close, run_onnx
-from tests.nntxt import elman, executor, fn, generator_concat, nested_repeats, network, repeat_affine_tanh, var
+from tests.nntxt import elman, executor, fn, generator_concat, gru, nested_repeats, network, repeat_affine_tanh, var
 
 pytestmark = pytest.mark.nnabla
 
@@ -100,6 +100,11 @@ def test_nested_repeats(tmp_path):
 
 def test_elman_recurrent_with_delay_and_constant_generator(tmp_path):
     check(tmp_path, *elman(steps=5, n_in=3, n_hidden=4, initial=0.5), {"Input": (3, 5, 3)})
+
+
+@pytest.mark.parametrize("initial", [0.0, 0.5])
+def test_gru_cell_of_console_layers(tmp_path, initial):
+    check(tmp_path, *gru(steps=4, n_in=3, n_hidden=5, initial=initial), {"Input": (3, 4, 3)})
 
 
 @pytest.mark.parametrize("kind, multiplier", [("Constant", 2.5), ("Range", 0.75)])
