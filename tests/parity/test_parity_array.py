@@ -42,8 +42,9 @@ def test_transpose_concat_stack_split(tmp_path, opset):
     check_parity_variable_batch(tmp_path, build, [(2, 3, 4), (2, 2, 3)], opset=opset)
 
 
+@pytest.mark.parametrize("opset", [None, 13])
 @pytest.mark.parametrize("axis", [1, 2, 3])
-def test_split_and_stack_along_each_axis(tmp_path, axis):
+def test_split_and_stack_along_each_axis(tmp_path, axis, opset):
     """Inner axes take the merged-axes lowering (one Reshape, no Squeeze/Unsqueeze per part), the last
     the per-part one; stacking along a new last axis also takes the per-part one."""
     F = _F()
@@ -52,7 +53,21 @@ def test_split_and_stack_along_each_axis(tmp_path, axis):
         parts = F.split(x, axis=axis)
         return parts[0], parts[-1], F.stack(*parts, axis=axis), F.stack(*parts, axis=3)
 
-    check_parity_variable_batch(tmp_path, build, [(2, 3, 4, 5)])
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4, 5)], opset=opset)
+
+
+def test_split_and_stack_with_the_batch_in_a_later_dimension(tmp_path):
+    """After a transpose the batch is dimension 1: stacking and splitting at axis 1 must still follow
+    the batch, not the batch size the file was exported at."""
+    F = _F()
+
+    def build(x):
+        t = F.transpose(x, (1, 0, 2))  # (3, batch, 4)
+        stacked = F.stack(t, t * 2.0, axis=1)  # (3, 2, batch, 4)
+        first, second = F.split(stacked, axis=1)
+        return F.transpose(stacked, (2, 0, 1, 3)), F.transpose(second - first, (1, 0, 2))
+
+    check_parity_variable_batch(tmp_path, build, [(2, 3, 4)])
 
 
 @pytest.mark.parametrize("start,stop,step", [

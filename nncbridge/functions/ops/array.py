@@ -135,9 +135,11 @@ def split(ctx: LoweringContext) -> None:
         squeeze(ctx, ctx.inputs[0], [axis], ctx.outputs)
         return
     if _merges_with_next_axis(ctx, axis, len(x)):
-        # (.., n, r, ..) -> (.., n*r, ..) split in n: each part is one step, without a Squeeze each
-        merged = ctx.op("Reshape", ctx.inputs[0], ctx.batch_free_shape([*x[:axis], n * x[axis + 1], *x[axis + 2:]]))
-        ctx.node("Split", [merged, ctx.ints([x[axis + 1]] * n, "split")], ctx.outputs, axis=axis)
+        # (.., n, r, ..) -> (.., n*r, ..) split in n equal parts: each part is one step, without a
+        # Squeeze each. The leading dimensions are copied (0) and n*r inferred (-1), so the batch may
+        # be any of those.
+        merged = ctx.op("Reshape", ctx.inputs[0], ctx.ints([0] * axis + [-1, *x[axis + 2:]]))
+        ctx.node("Split", [merged], ctx.outputs, axis=axis, num_outputs=n if ctx.opset >= 18 else None)
         return
     parts = ctx.node("Split", [ctx.inputs[0], ctx.ints([1] * n, "split")], n, axis=axis)
     for part, out in zip(parts, ctx.outputs):
@@ -145,8 +147,8 @@ def split(ctx: LoweringContext) -> None:
 
 
 def _merges_with_next_axis(ctx: LoweringContext, axis: int, ndim: int) -> bool:
-    """Whether ``axis`` can be folded into the axis after it by a batch-free Reshape: there is one,
-    and ``axis`` is not dimension 0 (the batch) unless the batch is fixed."""
+    """Whether ``axis`` can be folded into the axis after it by a Reshape that holds for any batch:
+    there is one, and ``axis`` is not dimension 0 (the batch) unless the batch is fixed."""
     return axis + 1 < ndim and (axis > 0 or ctx.fixed_batch)
 
 
@@ -167,7 +169,7 @@ def stack(ctx: LoweringContext) -> None:
         # steps concatenated along their own axis are the stack with two axes merged: one Reshape
         # instead of an Unsqueeze per step
         joined = ctx.op("Concat", *ctx.inputs, axis=axis)
-        ctx.node("Reshape", [joined, ctx.batch_free_shape(ctx.output_shapes[0])], ctx.outputs[:1])
+        ctx.node("Reshape", [joined, ctx.ints([0] * axis + [len(ctx.inputs), -1, *step[axis + 1:]])], ctx.outputs[:1])
         return
     parts = [unsqueeze(ctx, x, [axis]) for x in ctx.inputs]
     ctx.node("Concat", parts, ctx.outputs[:1], axis=axis)
