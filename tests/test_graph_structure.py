@@ -233,6 +233,10 @@ def test_recurrent_steps_are_split_and_stacked_without_a_node_per_step():
     ops = _ops(proto)
     assert not {"Squeeze", "Unsqueeze"} & set(ops), ops
     assert ops["Split"] == 1 and ops["Reshape"] == 2 and ops["Gemm"] == steps, ops
+    # static targets but for the batch: onnxruntime then knows every step's shape
+    values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    targets = [values[n.input[1]].tolist() for n in proto.graph.node if n.op_type == "Reshape"]
+    assert targets == [[-1, steps * n_in], [-1, steps, hidden]], targets
     w, b = params["Affine/affine/W"], params["Affine/affine/b"]
     for batch in (3, 1):
         x = np.random.RandomState(batch).uniform(-1, 1, (batch, steps, n_in)).astype(np.float32)

@@ -1,7 +1,7 @@
 """What an ONNX lowering sees and uses: one nnabla function in a graph under construction."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,7 +57,8 @@ class LoweringContext:
     """
 
     def __init__(self, builder: GraphBuilder, call: FunctionCall, inputs: list[str], outputs: list[str],
-                 output_shapes: list[Shape], fixed_batch: bool) -> None:
+                 output_shapes: list[Shape], fixed_batch: bool,
+                 batch_dims: Callable[[str], frozenset[int]] | None = None) -> None:
         self.builder = builder
         self.call = call
         self.inputs = inputs
@@ -65,6 +66,7 @@ class LoweringContext:
         self.input_shapes = call.input_shapes
         self.output_shapes = output_shapes
         self.fixed_batch = fixed_batch
+        self.batch_dims_of = batch_dims or (lambda name: frozenset())
 
     @property
     def opset(self) -> int:
@@ -122,6 +124,18 @@ class LoweringContext:
         if dims and not self.fixed_batch:
             dims[0] = -1
         return self.ints(dims)
+
+    def batch_dims(self, name: str) -> frozenset[int]:
+        """The dimensions of tensor ``name`` that follow the batch size (none when the batch is fixed,
+        or for a tensor the exporter did not trace)."""
+        return frozenset() if self.fixed_batch else self.batch_dims_of(name)
+
+    def reshape_target(self, shape: Any, batch_dims: frozenset[int]) -> str | None:
+        """A Reshape target for ``shape`` that holds at any batch size: static, with ``-1`` in the one
+        dimension that follows the batch; None if more than one does."""
+        if len(batch_dims) > 1:
+            return None
+        return self.ints([-1 if i in batch_dims else int(d) for i, d in enumerate(shape)])
 
     def has_input(self, index: int) -> bool:
         return index < len(self.inputs) and bool(self.inputs[index])

@@ -200,6 +200,15 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
                 builder.add_initializer(name, model.parameters[name].data.astype(np.float32, copy=False))
     expanded = _add_generators(builder, network, exe, batch_size)
 
+    # A dimension is the batch if it follows the batch size: compare with shapes at another batch size.
+    other = infer_shapes(model, network, shape_batch + 1).shapes if batch_size is None else report.shapes
+
+    def batch_dims(name: str) -> frozenset[int]:
+        here, there = report.shapes.get(name), other.get(name)
+        if here is None or there is None or len(here) != len(there):
+            return frozenset()
+        return frozenset(i for i, (a, b) in enumerate(zip(here, there)) if a != b)
+
     failures: list[str] = []
     produced = data_names | {o for node in builder.nodes for o in node.output}  # + generators fed at run time
     layer_outputs = {o for fn in functions for o in fn.outputs}  # a failed layer is reported by itself
@@ -239,7 +248,7 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
         call = FunctionCall(fn, spec, [report.shapes[n] for n in fn.inputs], network.name, shape_batch,
                             {i: model.parameters[n].data for i, n in enumerate(fn.inputs) if n in model.parameters})
         ctx = LoweringContext(builder, call, list(fn.inputs), list(fn.outputs),
-                              [report.shapes[o] for o in fn.outputs], batch_size is not None)
+                              [report.shapes[o] for o in fn.outputs], batch_size is not None, batch_dims)
         before = len(builder.nodes)
         try:
             entry.convert(ctx)
@@ -266,8 +275,6 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
             + "\n  ".join(failures))
 
-    # A dimension is the batch if it follows the batch size: compare with shapes at another batch size.
-    other = infer_shapes(model, network, shape_batch + 1).shapes if batch_size is None else report.shapes
 
     def value_info(name: str) -> Any:
         shape: list[Any] = list(report.shapes[name])

@@ -134,22 +134,21 @@ def split(ctx: LoweringContext) -> None:
     if n == 1:
         squeeze(ctx, ctx.inputs[0], [axis], ctx.outputs)
         return
-    if _merges_with_next_axis(ctx, axis, len(x)):
-        # (.., n, r, ..) -> (.., n*r, ..) split in n equal parts: each part is one step, without a
-        # Squeeze each. The leading dimensions are copied (0) and n*r inferred (-1), so the batch may
-        # be any of those.
-        merged = ctx.op("Reshape", ctx.inputs[0], ctx.ints([0] * axis + [-1, *x[axis + 2:]]))
-        ctx.node("Split", [merged], ctx.outputs, axis=axis, num_outputs=n if ctx.opset >= 18 else None)
-        return
+    batch = ctx.batch_dims(ctx.inputs[0])
+    if axis + 1 < len(x) and axis not in batch:
+        # (.., n, r, ..) -> (.., n*r, ..) split in n: each part is one step, without a Squeeze each
+        merged_batch = frozenset(d if d < axis else d - 1 for d in batch)
+        target = ctx.reshape_target([*x[:axis], n * x[axis + 1], *x[axis + 2:]], merged_batch)
+        if target is not None:
+            merged = ctx.op("Reshape", ctx.inputs[0], target)
+            if axis + 1 in batch:  # parts as long as the batch: equal parts
+                ctx.node("Split", [merged], ctx.outputs, axis=axis, num_outputs=n if ctx.opset >= 18 else None)
+            else:
+                ctx.node("Split", [merged, ctx.ints([x[axis + 1]] * n, "split")], ctx.outputs, axis=axis)
+            return
     parts = ctx.node("Split", [ctx.inputs[0], ctx.ints([1] * n, "split")], n, axis=axis)
     for part, out in zip(parts, ctx.outputs):
         squeeze(ctx, part, [axis], [out])
-
-
-def _merges_with_next_axis(ctx: LoweringContext, axis: int, ndim: int) -> bool:
-    """Whether ``axis`` can be folded into the axis after it by a Reshape that holds for any batch:
-    there is one, and ``axis`` is not dimension 0 (the batch) unless the batch is fixed."""
-    return axis + 1 < ndim and (axis > 0 or ctx.fixed_batch)
 
 
 @shape_rule("Stack")
@@ -165,11 +164,12 @@ def stack_shape(call: FunctionCall) -> list:
 def stack(ctx: LoweringContext) -> None:
     step = ctx.input_shapes[0]
     axis = _axis(ctx.call, len(step) + 1)
-    if _merges_with_next_axis(ctx, axis, len(step) + 1):
+    target = ctx.reshape_target(ctx.output_shapes[0], ctx.batch_dims(ctx.outputs[0])) if axis < len(step) else None
+    if target is not None:
         # steps concatenated along their own axis are the stack with two axes merged: one Reshape
         # instead of an Unsqueeze per step
         joined = ctx.op("Concat", *ctx.inputs, axis=axis)
-        ctx.node("Reshape", [joined, ctx.ints([0] * axis + [len(ctx.inputs), -1, *step[axis + 1:]])], ctx.outputs[:1])
+        ctx.node("Reshape", [joined, target], ctx.outputs[:1])
         return
     parts = [unsqueeze(ctx, x, [axis]) for x in ctx.inputs]
     ctx.node("Concat", parts, ctx.outputs[:1], axis=axis)

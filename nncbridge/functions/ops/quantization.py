@@ -84,7 +84,8 @@ def binary_layer(ctx: LoweringContext) -> None:
     inputs = [ctx.inputs[0], ctx.const(binary.astype(np.float32), hint="binary_weight")]
     if ctx.has_input(bias_index):
         inputs.append(ctx.inputs[bias_index])
-    entry.convert(LoweringContext(ctx.builder, core, inputs, ctx.outputs, ctx.output_shapes, ctx.fixed_batch))
+    entry.convert(LoweringContext(ctx.builder, core, inputs, ctx.outputs, ctx.output_shapes, ctx.fixed_batch,
+                                  ctx.batch_dims_of))
 
 
 @onnx_lowering("INQAffine", "INQConvolution", "Prune", "MinMaxQuantize")
