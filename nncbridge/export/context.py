@@ -58,7 +58,7 @@ class LoweringContext:
 
     def __init__(self, builder: GraphBuilder, call: FunctionCall, inputs: list[str], outputs: list[str],
                  output_shapes: list[Shape], fixed_batch: bool,
-                 batch_dims: Callable[[str], frozenset[int]] | None = None) -> None:
+                 batch_dims: Callable[[str], frozenset[int] | None] | None = None) -> None:
         self.builder = builder
         self.call = call
         self.inputs = inputs
@@ -66,7 +66,7 @@ class LoweringContext:
         self.input_shapes = call.input_shapes
         self.output_shapes = output_shapes
         self.fixed_batch = fixed_batch
-        self.batch_dims_of = batch_dims or (lambda name: frozenset())
+        self.batch_dims_of = batch_dims or (lambda name: None)
 
     @property
     def opset(self) -> int:
@@ -125,15 +125,15 @@ class LoweringContext:
             dims[0] = -1
         return self.ints(dims)
 
-    def batch_dims(self, name: str) -> frozenset[int]:
-        """The dimensions of tensor ``name`` that follow the batch size (none when the batch is fixed,
-        or for a tensor the exporter did not trace)."""
+    def batch_dims(self, name: str) -> frozenset[int] | None:
+        """The dimensions of tensor ``name`` that follow the batch size: none when the batch is fixed,
+        None if unknown (a tensor the exporter did not trace at two batch sizes)."""
         return frozenset() if self.fixed_batch else self.batch_dims_of(name)
 
-    def reshape_target(self, shape: Any, batch_dims: frozenset[int]) -> str | None:
+    def reshape_target(self, shape: Any, batch_dims: frozenset[int] | None) -> str | None:
         """A Reshape target for ``shape`` that holds at any batch size: static, with ``-1`` in the one
-        dimension that follows the batch; None if more than one does."""
-        if len(batch_dims) > 1:
+        dimension that follows the batch; None if more than one does or that is unknown."""
+        if batch_dims is None or len(batch_dims) > 1:
             return None
         return self.ints([-1 if i in batch_dims else int(d) for i, d in enumerate(shape)])
 

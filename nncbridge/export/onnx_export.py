@@ -203,10 +203,10 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
     # A dimension is the batch if it follows the batch size: compare with shapes at another batch size.
     other = infer_shapes(model, network, shape_batch + 1).shapes if batch_size is None else report.shapes
 
-    def batch_dims(name: str) -> frozenset[int]:
+    def batch_dims(name: str) -> frozenset[int] | None:
         here, there = report.shapes.get(name), other.get(name)
         if here is None or there is None or len(here) != len(there):
-            return frozenset()
+            return None
         return frozenset(i for i, (a, b) in enumerate(zip(here, there)) if a != b)
 
     failures: list[str] = []
@@ -274,7 +274,6 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
         raise UnsupportedFunctionError(
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
             + "\n  ".join(failures))
-
 
     def value_info(name: str) -> Any:
         shape: list[Any] = list(report.shapes[name])

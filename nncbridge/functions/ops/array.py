@@ -135,7 +135,7 @@ def split(ctx: LoweringContext) -> None:
         squeeze(ctx, ctx.inputs[0], [axis], ctx.outputs)
         return
     batch = ctx.batch_dims(ctx.inputs[0])
-    if axis + 1 < len(x) and axis not in batch:
+    if batch is not None and axis + 1 < len(x) and axis not in batch:
         # (.., n, r, ..) -> (.., n*r, ..) split in n: each part is one step, without a Squeeze each
         merged_batch = frozenset(d if d < axis else d - 1 for d in batch)
         target = ctx.reshape_target([*x[:axis], n * x[axis + 1], *x[axis + 2:]], merged_batch)
