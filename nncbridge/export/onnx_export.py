@@ -275,9 +275,13 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
             f"{model.source.path}: cannot convert executor {exe.name!r} to ONNX opset {opset}:\n  "
             + "\n  ".join(failures))
 
+    def leads_with_batch(name: str) -> bool:
+        """Whether dimension 0 of traced tensor ``name`` is the batch (taken so where the other trace lacks it)."""
+        return other.get(name, ())[:1] != tuple(report.shapes[name][:1])
+
     def value_info(name: str) -> Any:
         shape: list[Any] = list(report.shapes[name])
-        if shape and other.get(name, ())[:1] != tuple(shape[:1]):
+        if shape and leads_with_batch(name):
             shape[0] = BATCH_DIM
         return onnx_proto.value_info(name, onnx_proto.TENSOR_FLOAT, shape)
 
@@ -285,7 +289,7 @@ def _convert(model_or_path: Union[Model, str, "os.PathLike[str]", bytes], execut
 
     def batched_rank(name: str) -> int | None:
         """The rank of a tensor whose dimension 0 is the batch (None for any other)."""
-        if name not in report.shapes or other.get(name, ())[:1] == tuple(report.shapes[name][:1]):
+        if name not in report.shapes or not leads_with_batch(name):
             return None
         return len(report.shapes[name])
 
