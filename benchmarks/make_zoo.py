@@ -233,7 +233,7 @@ def gru_recurrent(path: Path) -> Path:
 
 
 def lstm_recurrent(path: Path) -> Path:
-    from tests.nntxt import AFFINE, executor, fn, network, param, recurrent_param, var
+    from tests.nntxt import affine_gate, executor, fn, network, recurrent_param, var
 
     steps, n_in, hidden = 16, 32, 64
     r = "RecurrentInput"
@@ -247,12 +247,7 @@ def lstm_recurrent(path: Path) -> Path:
             + fn("XH", "Concatenate", ["RecurrentInput", "H"], ["XH"], [r], "concatenate_param { axis: 1 }"))
     params: dict[str, tuple[int, ...]] = {}
     for gate, act in (("I", "Sigmoid"), ("F", "Sigmoid"), ("O", "Sigmoid"), ("G", "Tanh")):
-        w, b = f"Gate{gate}/affine/W", f"Gate{gate}/affine/b"
-        params[w], params[b] = (n_in + hidden, hidden), (hidden,)
-        body += (param(w, params[w]) + param(b, params[b]) + var(f"Gate{gate}", (-1, hidden), [r])
-                 + var(f"Act{gate}", (-1, hidden), [r])
-                 + fn(f"Gate{gate}", "Affine", ["XH", w, b], [f"Gate{gate}"], [r], AFFINE)
-                 + fn(f"Act{gate}", act, [f"Gate{gate}"], [f"Act{gate}"], [r]))
+        body += affine_gate(gate, "XH", act, n_in + hidden, hidden, r, params)
     body += (var("FC", (-1, hidden), [r]) + var("IG", (-1, hidden), [r]) + var("CNew", (-1, hidden), [r])
              + var("TanhC", (-1, hidden), [r]) + var("HNew", (-1, hidden), [r])
              + var("RecurrentOutput", (-1, steps, hidden))

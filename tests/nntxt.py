@@ -136,6 +136,17 @@ def elman(steps: int = 5, n_in: int = 3, n_hidden: int = 4, initial: float = 0.5
     return text, {"Affine/affine/W": (n_in + n_hidden, n_hidden), "Affine/affine/b": (n_hidden,)}
 
 
+def affine_gate(name: str, source: str, activation: str, features: int, n_hidden: int, rid: str,
+                params: dict[str, tuple[int, ...]]) -> str:
+    """A gate of a recurrent cell inside block ``rid``: ``Gate{name}`` = Affine(``source``) with its
+    own parameters (their shapes recorded in ``params``), ``Act{name}`` = ``activation`` of it."""
+    w, b = f"Gate{name}/affine/W", f"Gate{name}/affine/b"
+    params[w], params[b] = (features, n_hidden), (n_hidden,)
+    h = (-1, n_hidden)
+    return (param(w, params[w]) + param(b, params[b]) + var(f"Gate{name}", h, [rid]) + var(f"Act{name}", h, [rid])
+            + fn(f"Gate{name}", "Affine", [source, w, b], [f"Gate{name}"], [rid], AFFINE)
+            + fn(f"Act{name}", activation, [f"Gate{name}"], [f"Act{name}"], [rid]))
+
 
 def gru(steps: int = 5, n_in: int = 3, n_hidden: int = 4, initial: float = 0.0) -> tuple[str, dict[str, tuple[int, ...]]]:
     """GRU cell over ``Input`` (batch, steps, n_in) built from Console layers, as Console users draw
@@ -152,11 +163,7 @@ def gru(steps: int = 5, n_in: int = 3, n_hidden: int = 4, initial: float = 0.0) 
     params: dict[str, tuple[int, ...]] = {}
 
     def gate(name: str, source: str, activation: str) -> str:
-        w, b = f"Gate{name}/affine/W", f"Gate{name}/affine/b"
-        params[w], params[b] = (n_in + n_hidden, n_hidden), (n_hidden,)
-        return (param(w, params[w]) + param(b, params[b]) + var(f"Gate{name}", h, [r]) + var(f"Act{name}", h, [r])
-                + fn(f"Gate{name}", "Affine", [source, w, b], [f"Gate{name}"], [r], AFFINE)
-                + fn(f"Act{name}", activation, [f"Gate{name}"], [f"Act{name}"], [r]))
+        return affine_gate(name, source, activation, n_in + n_hidden, n_hidden, r, params)
 
     concat = "concatenate_param { axis: 1 }"
     body += (var("XH", xh, [r]) + fn("XH", "Concatenate", ["RecurrentInput", "H"], ["XH"], [r], concat)
